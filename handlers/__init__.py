@@ -1,0 +1,47 @@
+"""Framework handlers: one module per framework, all behind ``handlers.base.Framework``.
+
+Adding a framework means adding one module here and its name to ``FRAMEWORKS``. The order of
+``FRAMEWORKS`` is the order of detection: a more specific pattern comes before a looser one.
+"""
+
+import importlib
+from pathlib import Path
+
+from handlers.base import Framework, files_in
+from handlers.errors import ModelLoadError
+
+FRAMEWORKS = ("sklearn", "xgboost")
+
+# A file in the model directory whose text names the framework; it wins over detection.
+MARKER_FILE = "FRAMEWORK"
+
+
+def get(name: str) -> Framework:
+    """The framework called ``name``; importing its module does not import the framework."""
+    if name not in FRAMEWORKS:
+        raise ModelLoadError(f"unknown framework {name!r}; known: {', '.join(FRAMEWORKS)}")
+    return importlib.import_module(f"handlers.{name}").FRAMEWORK
+
+
+def detect(model_dir: Path, explicit: str | None = None) -> tuple[Framework, Path | None]:
+    """Which framework serves ``model_dir``, and the artifact it will load.
+
+    The marker file, then ``explicit`` (MODEL_SERVER_FRAMEWORK), then the files themselves.
+    """
+    marker = model_dir / MARKER_FILE
+    if marker.is_file():
+        explicit = marker.read_text(errors="replace").strip().lower()
+    if explicit:
+        framework = get(explicit)
+        return framework, framework.find(model_dir)
+    for name in FRAMEWORKS:
+        framework = get(name)
+        artifact = framework.find(model_dir)
+        if artifact is not None:
+            return framework, artifact
+    found = [p.name for p in files_in(model_dir)][:10] or ["no files"]
+    expected = sorted({pattern for name in FRAMEWORKS for pattern in get(name).patterns})
+    raise ModelLoadError(
+        f"no framework recognises the model files ({', '.join(found)}); "
+        f"expected one of: {', '.join(expected)}"
+    )

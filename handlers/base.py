@@ -1,0 +1,62 @@
+"""The one small interface every framework implements.
+
+A handler module builds one ``Framework`` and names it ``FRAMEWORK``. The front imports handler
+modules only to call ``find``, which looks at file names (and at most peeks at a file's first
+bytes): a handler module must not import its framework at module level, so that the front stays
+small and a framework's import is paid once, in the worker that serves it.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from handlers import codecs
+
+
+def default_decode(body: bytes, content_type: str | None, context: dict | None = None):
+    return codecs.decode(body, content_type)
+
+
+def default_encode(prediction, accept: str | None, default_accept: str) -> tuple[bytes, str]:
+    kind = codecs.negotiate(accept, default_accept)
+    return codecs.encode(prediction, kind), kind
+
+
+@dataclass(frozen=True)
+class Framework:
+    """What the server needs to know about one framework."""
+
+    name: str
+    # Model directory -> the artifact to load, or None when this framework does not recognise it.
+    find: Callable[[Path], Path | None]
+    # Artifact path -> in-memory model. Runs in the framework's worker process.
+    load: Callable[[Path], Any]
+    # (model, decoded input) -> prediction. Runs in the worker, often on several threads at once.
+    predict: Callable[[Any, Any], Any]
+    decode: Callable[..., Any] = default_decode
+    encode: Callable[..., tuple[bytes, str]] = default_encode
+    # Rough in-memory size of a loaded model per byte on disk, for the memory budget (507).
+    memory_factor: float = 3.0
+    # Rough memory of a fresh worker process once the framework is imported.
+    worker_bytes: int = 150 * 2**20
+    # File patterns shown to a user whose directory matched no framework.
+    patterns: tuple[str, ...] = field(default=())
+    # Modules the worker imports once at start, so every model of the framework shares them.
+    imports: tuple[str, ...] = field(default=())
+
+
+def files_in(model_dir: Path) -> list[Path]:
+    """The regular files directly inside ``model_dir`` (not ``code/``), sorted by name."""
+    return sorted(p for p in model_dir.iterdir() if p.is_file())
+
+
+def first_match(model_dir: Path, names: tuple[str, ...], suffixes: tuple[str, ...]) -> Path | None:
+    """The file named like one of ``names``, else the first file with one of ``suffixes``."""
+    for name in names:
+        candidate = model_dir / name
+        if candidate.is_file():
+            return candidate
+    for path in files_in(model_dir):
+        if path.suffix.lower() in suffixes:
+            return path
+    return None

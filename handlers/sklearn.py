@@ -1,0 +1,62 @@
+"""scikit-learn: ``model.joblib``, ``*.pkl`` / ``*.joblib`` (joblib or pickle) and ``*.skops``.
+
+Unlike the AWS scikit-learn container, no ``model_fn`` is demanded: the default files load as is.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from handlers.base import Framework, first_match
+from handlers.errors import BadInput
+
+SUFFIXES = (".joblib", ".pkl", ".pickle", ".skops")
+
+
+def find(model_dir: Path) -> Path | None:
+    return first_match(model_dir, ("model.joblib", "model.pkl", "model.skops"), SUFFIXES)
+
+
+def load(artifact: Path):
+    if artifact.suffix.lower() == ".skops":
+        import skops.io
+
+        # The archive is the model owner's own; trust the types it names, as joblib would.
+        return skops.io.load(artifact, trusted=skops.io.get_untrusted_types(file=artifact))
+    import joblib
+
+    return joblib.load(artifact)
+
+
+def as_rows(data, expected: int | None) -> np.ndarray:
+    """A 2-D batch of rows: one row may come bare; the width must match the model's."""
+    if isinstance(data, dict):
+        raise BadInput("this model takes one array, not several named arrays")
+    rows = np.asarray(data)
+    if rows.ndim == 1:
+        rows = rows.reshape(1, -1)
+    if rows.ndim != 2:
+        raise BadInput(f"input must be a 2-D array of rows; got shape {rows.shape}")
+    if expected is not None and rows.shape[1] != expected:
+        raise BadInput(f"input rows have {rows.shape[1]} features; the model expects {expected}")
+    return rows
+
+
+def predict(model, data):
+    rows = as_rows(data, getattr(model, "n_features_in_", None))
+    try:
+        return model.predict(rows)
+    except (ValueError, TypeError) as err:
+        raise BadInput(f"the model cannot predict on this input: {err}") from None
+
+
+FRAMEWORK = Framework(
+    name="sklearn",
+    find=find,
+    load=load,
+    predict=predict,
+    memory_factor=3.0,
+    worker_bytes=120 * 2**20,
+    imports=("sklearn", "joblib"),
+    patterns=("model.joblib", "*.pkl", "*.skops"),
+)

@@ -1,0 +1,72 @@
+"""XGBoost: ``xgboost-model`` (binary, JSON, UBJ or a pickled Booster), ``*.json``, ``*.ubj``, ``*.bst``.
+
+``*.json`` is shared with other frameworks (Prophet's ``model.json``), so a JSON file counts only
+when its first bytes look like an XGBoost model.
+"""
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from handlers.base import Framework, files_in
+from handlers.errors import BadInput
+from handlers.sklearn import as_rows
+
+SUFFIXES = (".ubj", ".bst", ".model", ".xgb")
+
+
+def _is_xgboost_json(path: Path) -> bool:
+    with open(path, "rb") as file:
+        head = file.read(256).lstrip()
+    return head.startswith(b"{") and b'"learner"' in head
+
+
+def find(model_dir: Path) -> Path | None:
+    named = model_dir / "xgboost-model"
+    if named.is_file():
+        return named
+    files = files_in(model_dir)
+    for path in files:
+        if path.suffix.lower() in SUFFIXES:
+            return path
+    for path in files:
+        if path.suffix.lower() == ".json" and _is_xgboost_json(path):
+            return path
+    return None
+
+
+def load(artifact: Path):
+    import xgboost
+
+    raw = artifact.read_bytes()
+    if raw[:1] == b"\x80":  # a Booster pickled by older SageMaker XGBoost containers
+        model = pickle.loads(raw)
+    else:
+        model = xgboost.Booster()
+        model.load_model(bytearray(raw))
+    model.set_param({"nthread": 1})
+    return model
+
+
+def predict(model, data):
+    import xgboost
+
+    rows = as_rows(data, model.num_features() or None)
+    try:
+        matrix = xgboost.DMatrix(rows.astype(np.float32, copy=False))
+        return model.predict(matrix, validate_features=False)
+    except (ValueError, TypeError, xgboost.core.XGBoostError) as err:
+        raise BadInput(f"the model cannot predict on this input: {err}") from None
+
+
+FRAMEWORK = Framework(
+    name="xgboost",
+    find=find,
+    load=load,
+    predict=predict,
+    memory_factor=4.0,
+    worker_bytes=150 * 2**20,
+    imports=("xgboost",),
+    patterns=("xgboost-model", "*.json (XGBoost)", "*.ubj", "*.bst"),
+)

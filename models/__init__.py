@@ -1,0 +1,1 @@
+"""Example models, trained on data the project generates: nothing is downloaded."""

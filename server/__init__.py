@@ -1,0 +1,1 @@
+"""The model server: HTTP front, model registry, worker processes and their routing."""

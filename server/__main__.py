@@ -1,0 +1,51 @@
+"""``python -m server serve``: how the platform (``docker run IMAGE serve``) starts the server."""
+
+import argparse
+import logging
+import sys
+
+from server.config import ConfigError, Settings
+from server.logs import setup_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server", description="SageMaker-compatible model server")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="start the server (SAGEMAKER_* and MODEL_SERVER_* variables)")
+    serve.add_argument("--host", help="address to bind (default MODEL_SERVER_HOST or 0.0.0.0); 127.0.0.1 for local use")
+    serve.add_argument("--port", type=int, help="port (default SAGEMAKER_BIND_TO_PORT or 8080)")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as err:
+        print(f"configuration error: {err}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level, "front")
+    import uvicorn
+
+    from server.app import build_app
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    logging.getLogger("front").info(
+        "serving on %s:%d (%s mode)", host, port, "multi-model" if settings.multi_model else "single-model"
+    )
+    config = uvicorn.Config(
+        build_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        timeout_keep_alive=75,  # longer than the platform's idle connection timeout
+        timeout_graceful_shutdown=25,  # the platform sends SIGKILL 30 s after SIGTERM
+        backlog=2048,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

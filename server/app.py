@@ -1,0 +1,157 @@
+"""The HTTP front: routes that map the SageMaker hosting contract onto the model service.
+
+Thin by design: read the request, call ``ModelService``, write the answer. No model code runs
+here, and every failure leaves as ``{"error": "...", "code": N}``.
+"""
+
+import contextlib
+import logging
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from server import metrics
+from server.config import Settings
+from server.errors import ServingError
+from server.models import SINGLE_MODEL_NAME, ModelService
+
+log = logging.getLogger("front")
+CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
+
+
+def json_response(value, status: int = 200) -> Response:
+    return Response(orjson.dumps(value), status, media_type="application/json")
+
+
+def error_response(status: int, message: str) -> Response:
+    return json_response({"error": message, "code": status}, status)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to pass ``limit``."""
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise ServingError(400, "Content-Length is not a number")
+        if int(length) > limit:
+            raise ServingError(413, f"request body of {int(length)} bytes exceeds the {limit}-byte limit")
+        return await request.body()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ServingError(413, f"request body exceeds the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def build_app(settings: Settings, service: ModelService | None = None) -> Starlette:
+    service = service or ModelService(settings)
+
+    async def ping(request: Request) -> Response:
+        healthy, why = service.ready()
+        return Response(b"", 200) if healthy else error_response(503, why)
+
+    async def execution_parameters(request: Request) -> Response:
+        return json_response(
+            {
+                "MaxConcurrentTransforms": settings.max_concurrent_transforms,
+                "BatchStrategy": settings.batch_strategy,
+                "MaxPayloadInMB": max(1, round(settings.max_payload_bytes / 2**20)),
+            }
+        )
+
+    async def invoke_model(request: Request, name: str) -> Response:
+        body = await read_body(request, settings.max_payload_bytes)
+        headers = request.headers
+        reply, out = await service.invoke(
+            name, body, headers.get("content-type"), headers.get("accept"), headers.get(CUSTOM_ATTRIBUTES)
+        )
+        response = Response(out, 200, media_type=reply.get("content_type"))
+        if reply.get("custom_attributes") is not None:
+            response.headers[CUSTOM_ATTRIBUTES] = reply["custom_attributes"]
+        return response
+
+    async def invocations(request: Request) -> Response:
+        if settings.multi_model:
+            raise ServingError(404, "this is a multi-model server: invoke POST /models/{name}/invoke")
+        return await invoke_model(request, SINGLE_MODEL_NAME)
+
+    async def invoke_named(request: Request) -> Response:
+        return await invoke_model(request, request.path_params["name"])
+
+    async def load_model(request: Request) -> Response:
+        body = await read_body(request, 2**20)
+        try:
+            spec = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise ServingError(400, "body must be JSON: {\"model_name\": ..., \"url\": ...}") from None
+        if not isinstance(spec, dict) or "model_name" not in spec or "url" not in spec:
+            raise ServingError(400, "body must be a JSON object with model_name and url")
+        entry = await service.load(spec["model_name"], spec["url"])
+        return json_response({"status": f"Model {entry.name!r} loaded", "modelName": entry.name})
+
+    async def list_models(request: Request) -> Response:
+        query = request.query_params
+        token = query.get("next_page_token") or query.get("nextPageToken")
+        return json_response(service.listing(token, query.get("limit")))
+
+    async def describe_model(request: Request) -> Response:
+        return json_response(service.describe(request.path_params["name"]))
+
+    async def unload_model(request: Request) -> Response:
+        name = request.path_params["name"]
+        await service.unload(name)
+        return json_response({"status": f"Model {name!r} unloaded"})
+
+    async def prometheus(request: Request) -> Response:
+        metrics.memory_rss.set(service.memory_rss())
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    def multi_model_only(endpoint):
+        async def guarded(request: Request) -> Response:
+            if not settings.multi_model:
+                raise ServingError(404, "model management needs SAGEMAKER_MULTI_MODEL=true")
+            return await endpoint(request)
+
+        return guarded
+
+    async def serving_error(request: Request, err: ServingError) -> Response:
+        return error_response(err.status, err.message)
+
+    async def http_error(request: Request, err: HTTPException) -> Response:
+        messages = {404: "no such route", 405: f"method {request.method} is not allowed here"}
+        return error_response(err.status_code, messages.get(err.status_code, err.detail))
+
+    async def unexpected_error(request: Request, err: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, f"internal error: {type(err).__name__}")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await service.start()
+        yield
+        await service.stop()
+
+    routes = [
+        Route("/ping", ping, methods=["GET"]),
+        Route("/invocations", invocations, methods=["POST"]),
+        Route("/execution-parameters", execution_parameters, methods=["GET"]),
+        Route("/metrics", prometheus, methods=["GET"]),
+        Route("/models", multi_model_only(list_models), methods=["GET"]),
+        Route("/models", multi_model_only(load_model), methods=["POST"]),
+        Route("/models/{name}", multi_model_only(describe_model), methods=["GET"]),
+        Route("/models/{name}", multi_model_only(unload_model), methods=["DELETE"]),
+        Route("/models/{name}/invoke", multi_model_only(invoke_named), methods=["POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={ServingError: serving_error, HTTPException: http_error, Exception: unexpected_error},
+    )
+    app.state.service = service
+    return app

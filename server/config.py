@@ -1,0 +1,136 @@
+"""Settings: every environment variable the server reads, parsed once at start.
+
+A bad value stops startup with a message naming the variable. Nothing else in the server reads
+``os.environ``; workers get what they need from the front.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    """A variable has a value the server cannot use."""
+
+
+def _get(env, name: str) -> str | None:
+    value = env.get(name)
+    return value.strip() if value is not None and value.strip() else None
+
+
+def _bool(env, name: str, default: bool) -> bool:
+    value = _get(env, name)
+    if value is None:
+        return default
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise ConfigError(f"{name}={value!r}: expected true or false")
+
+
+def _number(env, name: str, default, low, high, kind=int):
+    value = _get(env, name)
+    if value is None:
+        return default
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r}: expected a {'whole ' if kind is int else ''}number") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{name}={value!r}: must be between {low} and {high}")
+    return number
+
+
+def _choice(env, name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _get(env, name)
+    if value is None:
+        return default
+    if value.upper() not in choices:
+        raise ConfigError(f"{name}={value!r}: expected one of {', '.join(choices)}")
+    return value.upper()
+
+
+def _port_range(env, name: str) -> tuple[int, int] | None:
+    value = _get(env, name)
+    if value is None:
+        return None
+    try:
+        low, high = (int(part) for part in value.split("-"))
+    except ValueError:
+        raise ConfigError(f"{name}={value!r}: expected LOW-HIGH, e.g. 8081-8089") from None
+    if not 1 <= low <= high <= 65535:
+        raise ConfigError(f"{name}={value!r}: expected 1 <= LOW <= HIGH <= 65535")
+    return low, high
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str
+    port: int
+    safe_port_range: tuple[int, int] | None
+    multi_model: bool
+    model_dir: Path
+    models_root: Path
+    preload: bool
+    framework: str | None
+    timeout_seconds: float
+    max_payload_bytes: int
+    default_accept: str
+    batch: bool
+    batch_strategy: str
+    max_concurrent_transforms: int
+    program: str
+    workers_per_framework: int
+    worker_threads: int
+    intra_op_threads: int
+    memory_limit_bytes: int | None
+    memory_headroom_bytes: int
+    startup_timeout_seconds: float
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env=None) -> "Settings":
+        env = os.environ if env is None else env
+        from handlers import FRAMEWORKS
+
+        cpus = len(os.sched_getaffinity(0))
+        workers = _number(env, "SAGEMAKER_MODEL_SERVER_WORKERS", 1, 1, 64)
+        framework = _get(env, "MODEL_SERVER_FRAMEWORK")
+        if framework is not None and framework.lower() not in FRAMEWORKS:
+            raise ConfigError(f"MODEL_SERVER_FRAMEWORK={framework!r}: expected one of {', '.join(FRAMEWORKS)}")
+        memory_limit = _number(env, "MODEL_SERVER_MEMORY_LIMIT_MB", None, 64, 16 * 2**20)
+        log_level = _get(env, "MODEL_SERVER_LOG_LEVEL") or "INFO"
+        if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(f"MODEL_SERVER_LOG_LEVEL={log_level!r}: expected DEBUG, INFO, WARNING or ERROR")
+        accept = (_get(env, "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or "application/json").lower()
+        from handlers.codecs import ENCODABLE, media_type
+
+        if media_type(accept) not in ENCODABLE:
+            raise ConfigError(
+                f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={accept!r}: expected one of {', '.join(ENCODABLE)}"
+            )
+        return cls(
+            host=_get(env, "MODEL_SERVER_HOST") or "0.0.0.0",
+            port=_number(env, "SAGEMAKER_BIND_TO_PORT", 8080, 1, 65535),
+            safe_port_range=_port_range(env, "SAGEMAKER_SAFE_PORT_RANGE"),
+            multi_model=_bool(env, "SAGEMAKER_MULTI_MODEL", False),
+            model_dir=Path(_get(env, "MODEL_SERVER_MODEL_DIR") or "/opt/ml/model").absolute(),
+            models_root=Path(_get(env, "MODEL_SERVER_MODELS_ROOT") or "/opt/ml/models").absolute(),
+            preload=_bool(env, "MODEL_SERVER_PRELOAD", False),
+            framework=framework.lower() if framework else None,
+            timeout_seconds=_number(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS", 60.0, 0.1, 3600.0, float),
+            max_payload_bytes=int(_number(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6.0, 0.001, 1024.0, float) * 2**20),
+            default_accept=media_type(accept),
+            batch=_bool(env, "SAGEMAKER_BATCH", False),
+            batch_strategy=_choice(env, "SAGEMAKER_BATCH_STRATEGY", "MULTI_RECORD", ("SINGLE_RECORD", "MULTI_RECORD")),
+            max_concurrent_transforms=_number(env, "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", cpus * workers, 1, 1024),
+            program=_get(env, "SAGEMAKER_PROGRAM") or "inference.py",
+            workers_per_framework=workers,
+            worker_threads=_number(env, "MODEL_SERVER_WORKER_THREADS", 4, 1, 256),
+            intra_op_threads=_number(env, "MODEL_SERVER_INTRA_OP_THREADS", max(1, cpus // workers), 1, 1024),
+            memory_limit_bytes=memory_limit * 2**20 if memory_limit else None,
+            memory_headroom_bytes=_number(env, "MODEL_SERVER_MEMORY_HEADROOM_MB", 256, 0, 2**20) * 2**20,
+            startup_timeout_seconds=_number(env, "MODEL_SERVER_WORKER_START_TIMEOUT_SECONDS", 300.0, 1.0, 3600.0, float),
+            log_level=log_level.upper(),
+        )

@@ -1,0 +1,121 @@
+"""The model registry: which models exist, by name, in a stable order for ListModels.
+
+Names are kept sorted, so a page token is simply the last name of the previous page: pages stay
+consistent while models come and go, and no server-side cursor needs keeping.
+"""
+
+import asyncio
+import base64
+import bisect
+import binascii
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from server.errors import ServingError
+
+MAX_NAME_LENGTH = 256
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    url: str
+    path: Path
+    framework: str
+    state: str = "loading"  # "loading" (first load or reload after a worker crash) or "ready"
+    worker: object = None  # the WorkerProcess holding it, once loaded
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    failure: ServingError | None = None  # why the last load failed, for requests that waited on it
+    estimate_bytes: int = 0
+    memory_bytes: int = 0
+    load_seconds: float = 0.0
+    loaded_at: float = 0.0
+    invocations: int = 0
+    last_invoked_at: float | None = None
+
+    def describe(self) -> dict:
+        return {
+            "modelName": self.name,
+            "modelUrl": self.url,
+            "framework": self.framework,
+            "status": self.state.upper(),
+            "loadedAt": self.loaded_at or None,
+            "loadSeconds": round(self.load_seconds, 4),
+            "memoryBytes": self.memory_bytes,
+            "invocations": self.invocations,
+            "lastInvokedAt": self.last_invoked_at,
+        }
+
+    def mark_ready(self, memory_bytes: int, seconds: float) -> None:
+        self.state, self.failure = "ready", None
+        self.memory_bytes, self.load_seconds, self.loaded_at = memory_bytes, seconds, time.time()
+        self.ready.set()
+
+
+def check_name(name) -> str:
+    """A model name is opaque, untrusted text: refuse what could not round-trip through a URL path."""
+    if not isinstance(name, str) or not name:
+        raise ServingError(400, "model_name must be a non-empty string")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ServingError(400, f"model_name is longer than {MAX_NAME_LENGTH} characters")
+    if name in (".", ".."):
+        raise ServingError(400, "model_name cannot be '.' or '..'")
+    for char in name:
+        if char in "/\\":
+            raise ServingError(400, "model_name cannot contain '/' or '\\'")
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            raise ServingError(400, f"model_name contains a control character (U+{ord(char):04X})")
+    return name
+
+
+def _token(name: str) -> str:
+    return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
+
+
+def _untoken(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ServingError(400, "next_page_token is not a token this server issued") from None
+
+
+class Registry:
+    def __init__(self):
+        self._entries: dict[str, ModelEntry] = {}
+        self._names: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, name: str) -> ModelEntry | None:
+        return self._entries.get(name)
+
+    def entries(self) -> list[ModelEntry]:
+        return [self._entries[name] for name in self._names]
+
+    def add(self, entry: ModelEntry) -> None:
+        if entry.name in self._entries:
+            raise ServingError(409, "a model with this name is already loaded")
+        self._entries[entry.name] = entry
+        bisect.insort(self._names, entry.name)
+
+    def remove(self, entry: ModelEntry) -> None:
+        if self._entries.get(entry.name) is entry:
+            del self._entries[entry.name]
+            del self._names[bisect.bisect_left(self._names, entry.name)]
+
+    def page(self, token: str | None, limit: str | None) -> tuple[list[ModelEntry], str | None]:
+        try:
+            size = DEFAULT_PAGE if limit is None else int(limit)
+        except ValueError:
+            raise ServingError(400, "limit must be a whole number") from None
+        if not 1 <= size <= MAX_PAGE:
+            raise ServingError(400, f"limit must be between 1 and {MAX_PAGE}")
+        start = bisect.bisect_right(self._names, _untoken(token)) if token else 0
+        names = self._names[start : start + size]
+        more = start + size < len(self._names)
+        return [self._entries[n] for n in names], _token(names[-1]) if more and names else None

@@ -1,0 +1,169 @@
+"""Worker processes as the front sees them: start, call, notice death, stop.
+
+A ``WorkerProcess`` is one ``python -m server.worker`` child joined to the front by a socket pair.
+Calls are multiplexed over that socket by id, so many requests are in flight at once. When the
+child dies, every call in flight fails at once with ``WorkerDied``; whoever owns the worker
+decides what to do next (``server.models`` restarts it and reloads its models).
+"""
+
+import asyncio
+import itertools
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import orjson
+
+from server.protocol import PREFIX, pack, parse_header, unpack_prefix
+
+log = logging.getLogger("workers")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class WorkerDied(Exception):
+    """The worker process ended while a call was in flight."""
+
+    def __init__(self, worker: "WorkerProcess"):
+        self.worker = worker
+        super().__init__(f"worker {worker.name} died ({worker.exit_description()})")
+
+
+def describe_returncode(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by signal {-code} ({signal.Signals(-code).name})"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+class WorkerProcess:
+    def __init__(self, framework: str, slot: int, config: dict, env: dict):
+        self.framework = framework
+        self.slot = slot
+        self.name = f"{framework}-{slot}"
+        self.config = {**config, "framework": framework, "name": self.name}
+        self.env = env
+        self.process: asyncio.subprocess.Process | None = None
+        self.pending: dict[int, asyncio.Future] = {}
+        self.ids = itertools.count(1)
+        self.writer: asyncio.StreamWriter | None = None
+        self.exited: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.import_seconds = 0.0
+        self.models: set[str] = set()  # names of the models this worker holds
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def exit_description(self) -> str:
+        return describe_returncode(self.process.returncode if self.process else None)
+
+    async def start(self, timeout: float) -> None:
+        """Spawn the child and wait until it has imported its framework."""
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "server.worker", orjson.dumps(self.config).decode(), str(child.fileno()),
+                pass_fds=(child.fileno(),), cwd=PROJECT_ROOT, env=self.env, stdin=asyncio.subprocess.DEVNULL,
+            )
+        finally:
+            child.close()
+        reader, self.writer = await asyncio.open_unix_connection(sock=parent, limit=2**20)
+        hello = asyncio.get_running_loop().create_future()
+        self.pending[0] = hello
+        asyncio.create_task(self._read(reader), name=f"read-{self.name}")
+        try:
+            header, _ = await asyncio.wait_for(hello, timeout)
+        except (asyncio.TimeoutError, WorkerDied):
+            await self.kill()
+            raise RuntimeError(f"worker {self.name} did not start ({self.exit_description()})") from None
+        self.import_seconds = header.get("import_seconds", 0.0)
+        log.info("worker %s started (pid %s, framework import %.2fs)", self.name, self.pid, self.import_seconds)
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                header_len, body_len = unpack_prefix(await reader.readexactly(PREFIX.size))
+                header = parse_header(await reader.readexactly(header_len))
+                body = await reader.readexactly(body_len) if body_len else b""
+                future = self.pending.pop(header.get("id"), None)
+                if future is not None and not future.done():
+                    future.set_result((header, body))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            await self._reap()
+
+    async def _reap(self) -> None:
+        if self.process is not None:
+            try:
+                await asyncio.wait_for(self.process.wait(), 5)
+            except asyncio.TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        pending, self.pending = self.pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(WorkerDied(self))
+        if not self.exited.done():
+            self.exited.set_result(self.process.returncode if self.process else None)
+
+    @property
+    def alive(self) -> bool:
+        return not self.exited.done()
+
+    async def call(self, header: dict, body=b"") -> tuple[dict, bytes]:
+        """Send one operation and wait for its answer; raises ``WorkerDied``."""
+        if not self.alive or self.writer is None:
+            raise WorkerDied(self)
+        request_id = next(self.ids)
+        future = asyncio.get_running_loop().create_future()
+        self.pending[request_id] = future
+        try:
+            self.writer.writelines(pack({**header, "id": request_id}, body))
+            if self.writer.transport.get_write_buffer_size() > 2**20:
+                await self.writer.drain()
+        except ConnectionError:
+            self.pending.pop(request_id, None)
+            raise WorkerDied(self) from None
+        try:
+            return await future
+        finally:
+            self.pending.pop(request_id, None)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Ask the child to exit; kill it if it has not within ``grace`` seconds."""
+        if self.alive and self.writer is not None:
+            try:
+                self.writer.writelines(pack({"op": "shutdown", "id": -1}))
+                self.writer.close()
+            except (ConnectionError, RuntimeError):
+                pass
+        try:
+            await asyncio.wait_for(asyncio.shield(self.exited), grace)
+        except asyncio.TimeoutError:
+            await self.kill()
+
+    async def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            try:
+                self.process.kill()
+            except ProcessLookupError:
+                pass
+            await self.process.wait()
+
+
+def worker_environment(intra_op_threads: int) -> dict:
+    """The environment of a worker: ours, with numeric libraries held to their share of cores."""
+    env = dict(os.environ)
+    threads = str(intra_op_threads)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env.setdefault(name, threads)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    return env

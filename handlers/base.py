@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from handlers import codecs
+from handlers.context import Context
 
 
-def default_decode(body: bytes, content_type: str | None, context: dict | None = None):
+def default_decode(body: bytes, content_type: str | None, context: Context):
     return codecs.decode(body, content_type)
 
 
-def default_encode(prediction, accept: str | None, default_accept: str) -> tuple[bytes, str]:
-    kind = codecs.negotiate(accept, default_accept)
+def default_encode(prediction, accept: str | None, context: Context) -> tuple[bytes, str]:
+    kind = codecs.negotiate(accept, context.default_accept)
     return codecs.encode(prediction, kind), kind
 
 
@@ -31,10 +32,12 @@ class Framework:
     find: Callable[[Path], Path | None]
     # Artifact path -> in-memory model. Runs in the framework's worker process.
     load: Callable[[Path], Any]
-    # (model, decoded input) -> prediction. Runs in the worker, often on several threads at once.
-    predict: Callable[[Any, Any], Any]
-    decode: Callable[..., Any] = default_decode
-    encode: Callable[..., tuple[bytes, str]] = default_encode
+    # (model, decoded input, context) -> prediction. Runs in the worker, often on several threads at once.
+    predict: Callable[[Any, Any, Context], Any]
+    # (body, content type, context) -> input for predict.
+    decode: Callable[[bytes, str | None, Context], Any] = default_decode
+    # (prediction, Accept header, context) -> (body, content type).
+    encode: Callable[[Any, str | None, Context], tuple[bytes, str]] = default_encode
     # Rough in-memory size of a loaded model per byte on disk, for the memory budget (507).
     memory_factor: float = 3.0
     # Rough memory of a fresh worker process once the framework is imported.
@@ -43,6 +46,9 @@ class Framework:
     patterns: tuple[str, ...] = field(default=())
     # Modules the worker imports once at start, so every model of the framework shares them.
     imports: tuple[str, ...] = field(default=())
+    # Called once in the worker after the imports with its intra-op thread count, so that the
+    # framework's thread pools together use each core once.
+    setup: Callable[[int], None] | None = None
 
 
 def files_in(model_dir: Path) -> list[Path]:

@@ -70,18 +70,19 @@ def _json_value(body: bytes):
         raise BadInput(f"body is not valid JSON: {err}") from None
 
 
-def _decode_json(body: bytes) -> np.ndarray:
+def _decode_json(body: bytes):
+    """An array; a JSON object's ``instances`` or ``inputs`` (TF Serving's shapes) is unwrapped,
+    and an object of arrays (``{"input_a": [...], "input_b": [...]}``) gives a dict of arrays."""
     value = _json_value(body)
     if isinstance(value, dict):
-        for key in ("instances", "inputs", "data"):
+        for key in ("instances", "inputs"):
             if key in value:
                 value = value[key]
                 break
-        else:
-            raise BadInput(
-                "JSON object body needs an 'instances' or 'inputs' array; "
-                f"found keys {sorted(value)[:5]}"
-            )
+    if isinstance(value, dict):
+        if not value:
+            raise BadInput("JSON body is an empty object")
+        return {name: _rectangular(item, f"JSON field {name!r}") for name, item in value.items()}
     return _rectangular(value, "JSON body")
 
 

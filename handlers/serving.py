@@ -5,28 +5,13 @@ This is the one place that knows the order of the steps; the worker calls ``load
 knowing.
 """
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import handlers
 from handlers.base import Framework
+from handlers.context import CUSTOM_ATTRIBUTES, Context
 from handlers.errors import ModelLoadError
-
-
-@dataclass
-class Request:
-    body: bytes
-    content_type: str | None
-    accept: str | None
-    custom_attributes: str | None = None
-
-
-@dataclass
-class Response:
-    body: bytes
-    content_type: str
-    custom_attributes: str | None = None
 
 
 class ServedModel:
@@ -35,14 +20,20 @@ class ServedModel:
     def __init__(self, framework: Framework, model: Any, model_dir: Path, default_accept: str):
         self.framework = framework
         self.model = model
-        self.model_dir = model_dir
+        self.model_dir = str(model_dir)
         self.default_accept = default_accept
 
-    def invoke(self, request: Request) -> Response:
-        data = self.framework.decode(request.body, request.content_type)
-        prediction = self.framework.predict(self.model, data)
-        body, content_type = self.framework.encode(prediction, request.accept, self.default_accept)
-        return Response(body, content_type)
+    def context(self, headers: dict) -> Context:
+        return Context(self.model_dir, self.default_accept, headers)
+
+    def invoke(self, body: bytes, headers: dict) -> tuple[bytes, str, dict]:
+        """Answer one request: (body, content type, response headers). ``headers`` are lower-case."""
+        context = self.context(headers)
+        framework = self.framework
+        data = framework.decode(body, headers.get("content-type"), context)
+        prediction = framework.predict(self.model, data, context)
+        out, content_type = framework.encode(prediction, headers.get("accept"), context)
+        return out, content_type, context.response_headers
 
 
 def load(model_dir: Path, framework_name: str, default_accept: str) -> ServedModel:
@@ -51,5 +42,7 @@ def load(model_dir: Path, framework_name: str, default_accept: str) -> ServedMod
     artifact = framework.find(model_dir)
     if artifact is None:
         raise ModelLoadError(f"no {framework.name} model file found ({', '.join(framework.patterns)})")
-    model = framework.load(artifact)
-    return ServedModel(framework, model, model_dir, default_accept)
+    return ServedModel(framework, framework.load(artifact), model_dir, default_accept)
+
+
+__all__ = ["ServedModel", "load", "CUSTOM_ATTRIBUTES"]

@@ -42,7 +42,7 @@ def as_rows(data, expected: int | None) -> np.ndarray:
     return rows
 
 
-def predict(model, data):
+def predict(model, data, context=None):
     rows = as_rows(data, getattr(model, "n_features_in_", None))
     try:
         return model.predict(rows)

@@ -45,11 +45,19 @@ def load(artifact: Path):
     else:
         model = xgboost.Booster()
         model.load_model(bytearray(raw))
-    model.set_param({"nthread": 1})
+    model.set_param({"nthread": _threads})
     return model
 
 
-def predict(model, data):
+_threads = 1
+
+
+def setup(threads: int) -> None:
+    global _threads
+    _threads = threads
+
+
+def predict(model, data, context=None):
     import xgboost
 
     rows = as_rows(data, model.num_features() or None)
@@ -68,5 +76,6 @@ FRAMEWORK = Framework(
     memory_factor=4.0,
     worker_bytes=150 * 2**20,
     imports=("xgboost",),
+    setup=setup,
     patterns=("xgboost-model", "*.json (XGBoost)", "*.ubj", "*.bst"),
 )

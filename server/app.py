@@ -20,7 +20,7 @@ from server.errors import ServingError
 from server.models import SINGLE_MODEL_NAME, ModelService
 
 log = logging.getLogger("front")
-CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
+FORWARDED = ("content-type", "accept")  # and every X-Amzn-* header: the rest stays in the front
 
 
 def json_response(value, status: int = 200) -> Response:
@@ -67,14 +67,9 @@ def build_app(settings: Settings, service: ModelService | None = None) -> Starle
 
     async def invoke_model(request: Request, name: str) -> Response:
         body = await read_body(request, settings.max_payload_bytes)
-        headers = request.headers
-        reply, out = await service.invoke(
-            name, body, headers.get("content-type"), headers.get("accept"), headers.get(CUSTOM_ATTRIBUTES)
-        )
-        response = Response(out, 200, media_type=reply.get("content_type"))
-        if reply.get("custom_attributes") is not None:
-            response.headers[CUSTOM_ATTRIBUTES] = reply["custom_attributes"]
-        return response
+        headers = {k: v for k, v in request.headers.items() if k in FORWARDED or k.startswith("x-amzn-")}
+        reply, out = await service.invoke(name, body, headers)
+        return Response(out, 200, headers=reply.get("headers"), media_type=reply.get("content_type"))
 
     async def invocations(request: Request) -> Response:
         if settings.multi_model:

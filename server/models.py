@@ -41,6 +41,7 @@ class ModelService:
             "default_accept": settings.default_accept,
             "log_level": settings.log_level,
             "program": settings.program,
+            "intra_op_threads": settings.intra_op_threads,
         }
         self.worker_env = worker_environment(settings.intra_op_threads)
         metrics.memory_limit.set(self.budget.limit)
@@ -215,7 +216,8 @@ class ModelService:
 
     # ------------------------------------------------------------------ invoke
 
-    async def invoke(self, name: str, body: bytes, content_type, accept, custom_attributes) -> tuple[dict, bytes]:
+    async def invoke(self, name: str, body: bytes, headers: dict) -> tuple[dict, bytes]:
+        """Run one request on the model's worker: (reply header, body). ``headers`` are lower-case."""
         entry = self.registry.get(name)
         if entry is None:
             metrics.cache_misses.inc()
@@ -236,9 +238,7 @@ class ModelService:
         entry.invocations += 1
         entry.last_invoked_at = time.time()
         worker = entry.worker
-        header = {"op": "invoke", "key": name, "content_type": content_type, "accept": accept}
-        if custom_attributes is not None:
-            header["custom_attributes"] = custom_attributes
+        header = {"op": "invoke", "key": name, "headers": headers}
         status = 500
         try:
             remaining = max(0.001, timeout - (time.perf_counter() - started))

@@ -93,14 +93,8 @@ class Worker:
         served = self.models.get(header["key"])
         if served is None:
             return {"status": 404, "error": "model is not loaded in its worker"}, b""
-        request = serving.Request(
-            body, header.get("content_type"), header.get("accept"), header.get("custom_attributes")
-        )
-        response = served.invoke(request)
-        reply = {"status": 200, "content_type": response.content_type}
-        if response.custom_attributes is not None:
-            reply["custom_attributes"] = response.custom_attributes
-        return reply, response.body
+        out, content_type, response_headers = served.invoke(body, header.get("headers", {}))
+        return {"status": 200, "content_type": content_type, "headers": response_headers}, out
 
     def run(self, header: dict, body: bytes) -> None:
         """Run one operation and send its answer; failures become a status and a message."""
@@ -157,6 +151,8 @@ def main() -> None:
     framework = handlers.get(config["framework"])
     for module in framework.imports:
         importlib.import_module(module)
+    if framework.setup is not None:
+        framework.setup(config["intra_op_threads"])
     worker = Worker(config, sock)
     worker.send(
         {

@@ -10,23 +10,28 @@ from pathlib import Path
 from handlers.base import Framework, files_in
 from handlers.errors import ModelLoadError
 
-FRAMEWORKS = ("sklearn", "xgboost")
+FRAMEWORKS = ("sklearn", "prophet", "xgboost", "pytorch", "onnx", "tensorflow")
 
 # A file in the model directory whose text names the framework; it wins over detection.
 MARKER_FILE = "FRAMEWORK"
 
 
+# Serves models that only a user's model_fn can load; never chosen by file names.
+FALLBACK = "python"
+
+
 def get(name: str) -> Framework:
     """The framework called ``name``; importing its module does not import the framework."""
-    if name not in FRAMEWORKS:
+    if name not in FRAMEWORKS and name != FALLBACK:
         raise ModelLoadError(f"unknown framework {name!r}; known: {', '.join(FRAMEWORKS)}")
     return importlib.import_module(f"handlers.{name}").FRAMEWORK
 
 
-def detect(model_dir: Path, explicit: str | None = None) -> tuple[Framework, Path | None]:
+def detect(model_dir: Path, explicit: str | None = None, program: str = "inference.py") -> tuple[Framework, Path | None]:
     """Which framework serves ``model_dir``, and the artifact it will load.
 
-    The marker file, then ``explicit`` (MODEL_SERVER_FRAMEWORK), then the files themselves.
+    The marker file, then ``explicit`` (MODEL_SERVER_FRAMEWORK), then the files themselves, then
+    plain Python when only the user's ``code/<program>`` can load the model.
     """
     marker = model_dir / MARKER_FILE
     if marker.is_file():
@@ -39,6 +44,8 @@ def detect(model_dir: Path, explicit: str | None = None) -> tuple[Framework, Pat
         artifact = framework.find(model_dir)
         if artifact is not None:
             return framework, artifact
+    if (model_dir / "code" / program).is_file():
+        return get(FALLBACK), None
     found = [p.name for p in files_in(model_dir)][:10] or ["no files"]
     expected = sorted({pattern for name in FRAMEWORKS for pattern in get(name).patterns})
     raise ModelLoadError(

@@ -5,6 +5,7 @@ A bad value stops startup with a message naming the variable. Nothing else in th
 """
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +82,7 @@ class Settings:
     batch_strategy: str
     max_concurrent_transforms: int
     program: str
+    packages_root: Path
     workers_per_framework: int
     worker_threads: int
     intra_op_threads: int
@@ -92,13 +94,15 @@ class Settings:
     @classmethod
     def from_env(cls, env=None) -> "Settings":
         env = os.environ if env is None else env
-        from handlers import FRAMEWORKS
+        from handlers import FALLBACK, FRAMEWORKS
 
         cpus = len(os.sched_getaffinity(0))
         workers = _number(env, "SAGEMAKER_MODEL_SERVER_WORKERS", 1, 1, 64)
         framework = _get(env, "MODEL_SERVER_FRAMEWORK")
-        if framework is not None and framework.lower() not in FRAMEWORKS:
-            raise ConfigError(f"MODEL_SERVER_FRAMEWORK={framework!r}: expected one of {', '.join(FRAMEWORKS)}")
+        if framework is not None and framework.lower() not in FRAMEWORKS + (FALLBACK,):
+            raise ConfigError(
+                f"MODEL_SERVER_FRAMEWORK={framework!r}: expected one of {', '.join(FRAMEWORKS + (FALLBACK,))}"
+            )
         memory_limit = _number(env, "MODEL_SERVER_MEMORY_LIMIT_MB", None, 64, 16 * 2**20)
         log_level = _get(env, "MODEL_SERVER_LOG_LEVEL") or "INFO"
         if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -126,6 +130,9 @@ class Settings:
             batch_strategy=_choice(env, "SAGEMAKER_BATCH_STRATEGY", "MULTI_RECORD", ("SINGLE_RECORD", "MULTI_RECORD")),
             max_concurrent_transforms=_number(env, "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", cpus * workers, 1, 1024),
             program=_get(env, "SAGEMAKER_PROGRAM") or "inference.py",
+            packages_root=Path(
+                _get(env, "MODEL_SERVER_PACKAGES_DIR") or Path(tempfile.gettempdir()) / "model-server-packages"
+            ).absolute(),
             workers_per_framework=workers,
             worker_threads=_number(env, "MODEL_SERVER_WORKER_THREADS", 4, 1, 256),
             intra_op_threads=_number(env, "MODEL_SERVER_INTRA_OP_THREADS", max(1, cpus // workers), 1, 1024),

@@ -42,6 +42,7 @@ class ModelService:
             "log_level": settings.log_level,
             "program": settings.program,
             "intra_op_threads": settings.intra_op_threads,
+            "packages_root": str(settings.packages_root),
         }
         self.worker_env = worker_environment(settings.intra_op_threads)
         metrics.memory_limit.set(self.budget.limit)
@@ -159,7 +160,7 @@ class ModelService:
 
     def _inspect(self, path: Path):
         try:
-            framework, _ = handlers.detect(path, self.settings.framework)
+            framework, _ = handlers.detect(path, self.settings.framework, self.settings.program)
         except ModelError as err:
             raise ServingError(err.status_code, err.message) from None
         return framework, directory_bytes(path)

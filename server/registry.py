@@ -48,6 +48,8 @@ class ModelEntry:
             "memoryBytes": self.memory_bytes,
             "invocations": self.invocations,
             "lastInvokedAt": self.last_invoked_at,
+            "worker": getattr(self.worker, "name", None),
+            "workerPid": getattr(self.worker, "pid", None),
         }
 
     def mark_ready(self, memory_bytes: int, seconds: float) -> None:
@@ -78,7 +80,8 @@ def _token(name: str) -> str:
 
 def _untoken(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        padded = (token + "=" * (-len(token) % 4)).encode()
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise ServingError(400, "next_page_token is not a token this server issued") from None
 

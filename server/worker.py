@@ -76,7 +76,11 @@ class Worker:
         key = header["key"]
         before = self.process.memory_info().rss
         started = time.perf_counter()
-        served = serving.load(Path(header["path"]), self.config["framework"], self.config["default_accept"])
+        config = self.config
+        served = serving.load(
+            Path(header["path"]), config["framework"], config["default_accept"], config["program"],
+            Path(config["packages_root"]),
+        )
         self.models[key] = served
         return {
             "status": 200,

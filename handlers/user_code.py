@@ -1,0 +1,169 @@
+"""Users' ``code/inference.py``: the hooks of the AWS framework containers, on any framework.
+
+``model_fn``, ``input_fn``, ``predict_fn``, ``output_fn`` and ``transform_fn``, each optional,
+each with or without a trailing ``context`` (told apart by arity). Whatever the user leaves out
+comes from the framework handler. Each model's code is imported under a module name of its own,
+and the sibling modules it imports are taken out of ``sys.modules`` again, so two models whose
+``inference.py`` (or ``utils.py``) differ never see each other's. ``code/requirements.txt`` is
+installed at load into a directory keyed by its content, shared by models that ask the same.
+"""
+
+import hashlib
+import importlib.util
+import inspect
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from handlers import codecs
+from handlers.base import Framework
+from handlers.context import Context
+from handlers.errors import ModelLoadError
+
+log = logging.getLogger("user_code")
+
+HOOKS = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
+TEXT_TYPES = (codecs.JSON, codecs.CSV)  # bodies handed to input_fn as str, like the AWS toolkits
+_import_lock = threading.Lock()  # sys.path and sys.modules are process-wide
+
+
+def code_dir(model_dir: Path) -> Path:
+    return model_dir / "code"
+
+
+def has_user_code(model_dir: Path, program: str) -> bool:
+    return (code_dir(model_dir) / program).is_file()
+
+
+def install_requirements(model_dir: Path, packages_root: Path) -> Path | None:
+    """Install ``code/requirements.txt`` into ``packages_root/<sha256>``; cached by content."""
+    requirements = code_dir(model_dir) / "requirements.txt"
+    if not requirements.is_file():
+        return None
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:24]
+    target = packages_root / digest
+    if (target / ".complete").is_file():
+        return target
+    partial = packages_root / f"{digest}.partial-{os.getpid()}-{threading.get_ident()}"
+    command = [
+        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input",
+        "--target", str(partial), "-r", str(requirements),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+        reason = next((line for line in reversed(lines) if "ERROR" in line), lines[-1] if lines else "pip failed")
+        log.error("pip install of %s failed:\n%s", requirements, result.stderr)
+        raise ModelLoadError(f"installing code/requirements.txt failed: {reason}", 500)
+    (partial / ".complete").touch()
+    try:
+        partial.rename(target)
+    except OSError:  # another load installed the same set first
+        pass
+    return target
+
+
+def import_user_module(model_dir: Path, program: str, packages: Path | None):
+    """Import ``code/<program>`` under a name of its own, isolated from other models' code."""
+    path = code_dir(model_dir) / program
+    name = "user_code_" + hashlib.sha256(str(model_dir).encode()).hexdigest()[:16]
+    with _import_lock:
+        before = set(sys.modules)
+        extra = [str(code_dir(model_dir))] + ([str(packages)] if packages else [])
+        sys.path[:0] = extra
+        try:
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        finally:
+            del sys.path[: len(extra)]
+            if packages and str(packages) not in sys.path:
+                sys.path.append(str(packages))  # for imports the hooks make later, at request time
+            code_root = str(code_dir(model_dir))
+            for added in set(sys.modules) - before:
+                origin = getattr(sys.modules[added], "__file__", None) or ""
+                if origin.startswith(code_root):
+                    del sys.modules[added]
+    return module
+
+
+def _with_context(fn):
+    """Call ``fn`` with or without the trailing context, as its signature asks."""
+    try:
+        parameters = [
+            p for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        return lambda context, *args: fn(*args)
+    positional = len(parameters)
+    return lambda context, *args: fn(*args, context) if positional > len(args) else fn(*args)
+
+
+def _response_type(accept: str | None, context: Context) -> str:
+    """The content type of a hook's bare output: the first concrete type asked for, else the default."""
+    for item in (accept or "").split(","):
+        kind = codecs.media_type(item)
+        if kind and "*" not in kind:
+            return kind
+    return context.default_accept
+
+
+def _as_response(result, accept: str | None, context: Context) -> tuple[bytes, str]:
+    if isinstance(result, tuple) and len(result) == 2:
+        body, content_type = result
+    else:
+        body, content_type = result, _response_type(accept, context)
+    if isinstance(body, str):
+        body = body.encode()
+    elif not isinstance(body, (bytes, bytearray, memoryview)):
+        raise TypeError(f"the hook returned {type(body).__name__}; it must return bytes or str")
+    return bytes(body), content_type
+
+
+class UserHooks:
+    """The hooks a module defines, wrapped to take the context first."""
+
+    def __init__(self, module, framework: Framework):
+        found = {hook: getattr(module, hook) for hook in HOOKS if callable(getattr(module, hook, None))}
+        if "transform_fn" in found and {"input_fn", "predict_fn", "output_fn"} & set(found):
+            raise ModelLoadError(
+                "code/inference.py defines transform_fn together with input_fn, predict_fn or output_fn; "
+                "define transform_fn alone or the other three"
+            )
+        self.names = sorted(found)
+        self.framework = framework
+        wrapped = {hook: _with_context(fn) for hook, fn in found.items()}
+        self.model_fn = wrapped.get("model_fn")
+        self.transform_fn = wrapped.get("transform_fn")
+        self.input_fn = wrapped.get("input_fn")
+        self.predict_fn = wrapped.get("predict_fn")
+        self.output_fn = wrapped.get("output_fn")
+
+    def body_for_user(self, body: bytes, content_type: str | None):
+        if codecs.media_type(content_type) in TEXT_TYPES:
+            try:
+                return body.decode("utf-8")
+            except UnicodeDecodeError:
+                return body
+        return body
+
+    def invoke(self, model, body: bytes, headers: dict, context: Context) -> tuple[bytes, str]:
+        content_type, accept = headers.get("content-type"), headers.get("accept")
+        if self.transform_fn is not None:
+            result = self.transform_fn(context, model, self.body_for_user(body, content_type), content_type, accept)
+            return _as_response(result, accept, context)
+        if self.input_fn is not None:
+            data = self.input_fn(context, self.body_for_user(body, content_type), content_type)
+        else:
+            data = self.framework.decode(body, content_type, context)
+        if self.predict_fn is not None:
+            prediction = self.predict_fn(context, data, model)
+        else:
+            prediction = self.framework.predict(model, data, context)
+        if self.output_fn is not None:
+            return _as_response(self.output_fn(context, prediction, accept), accept, context)
+        return self.framework.encode(prediction, accept, context)

@@ -1,0 +1,98 @@
+"""Single-model mode and the process rules: CONTRACT.md §1 and §2."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.builders import sklearn_model
+from tests.conftest import ROOT
+
+SLOW_MODEL_FN = """
+import time, joblib, os
+
+def model_fn(model_dir):
+    time.sleep(3)
+    return joblib.load(os.path.join(model_dir, "model.joblib"))
+"""
+
+
+def test_ping_turns_200_once_the_model_is_loaded(start_server, tmp_path):
+    directory = sklearn_model(tmp_path / "model", code=SLOW_MODEL_FN)
+    server = start_server(wait_ready=False, MODEL_SERVER_MODEL_DIR=directory)
+    early = server.client.get("/ping")
+    assert early.status_code == 503 and "loading" in early.json()["error"]
+    assert server.client.post("/invocations", content=b"1,2,3,4", headers={"Content-Type": "text/csv"}).status_code in (503, 200)
+    server.wait_ping(60)
+    response = server.client.post("/invocations", content=b"1,2,3,4\n5,6,7,8", headers={"Content-Type": "text/csv"})
+    assert response.status_code == 200 and len(response.json()) == 2
+    assert server.client.get("/models").status_code == 404  # model management is for multi-model mode
+
+
+def test_execution_parameters_defaults_and_overrides(start_server, tmp_path):
+    directory = sklearn_model(tmp_path / "model")
+    server = start_server(MODEL_SERVER_MODEL_DIR=directory)
+    answer = server.client.get("/execution-parameters").json()
+    assert answer["BatchStrategy"] == "MULTI_RECORD" and answer["MaxPayloadInMB"] == 6
+    assert answer["MaxConcurrentTransforms"] >= 1
+    server = start_server(
+        MODEL_SERVER_MODEL_DIR=directory, SAGEMAKER_BATCH="True", SAGEMAKER_MAX_PAYLOAD_IN_MB="20",
+        SAGEMAKER_BATCH_STRATEGY="single_record", SAGEMAKER_MAX_CONCURRENT_TRANSFORMS="3",
+    )
+    assert server.client.get("/execution-parameters").json() == {
+        "MaxConcurrentTransforms": 3, "BatchStrategy": "SINGLE_RECORD", "MaxPayloadInMB": 20,
+    }
+
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("SAGEMAKER_BIND_TO_PORT", "eighty"),
+        ("SAGEMAKER_MULTI_MODEL", "maybe"),
+        ("SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS", "-1"),
+        ("SAGEMAKER_BATCH_STRATEGY", "ALL"),
+        ("SAGEMAKER_SAFE_PORT_RANGE", "9000"),
+        ("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "image/png"),
+        ("MODEL_SERVER_FRAMEWORK", "caffe"),
+    ],
+)
+def test_a_bad_variable_stops_startup_naming_it(variable, value):
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "serve"], cwd=ROOT, env={"PATH": "/usr/bin:/bin", variable: value},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert variable in result.stderr and "Traceback" not in result.stderr
+
+
+def test_only_serve_starts_the_server():
+    result = subprocess.run([sys.executable, "-m", "server", "train"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "serve" in result.stderr
+
+
+def test_sigterm_drains_in_flight_requests_and_leaves_no_process(start_server, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.builders import SLOW_CODE
+
+    sklearn_model(tmp_path / "slow" / "model", code=SLOW_CODE)
+    sklearn_model(tmp_path / "other" / "model")
+    server = start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=tmp_path)
+    server.load("slow", tmp_path / "slow" / "model")
+    server.load("other", tmp_path / "other" / "model")
+    workers = server.descendants()
+    assert len(workers) >= 1
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(
+            server.client.post, "/models/slow/invoke", content=b"102,0,0,0", headers={"Content-Type": "text/csv"}
+        )
+        time.sleep(0.5)
+        started = time.monotonic()
+        code = server.stop()
+        response = pending.result()
+    assert response.status_code == 200  # the request in flight finished before the exit
+    # uvicorn re-raises SIGTERM once drained, so the exit status says how it ended.
+    assert code in (0, -signal.SIGTERM) and time.monotonic() - started < 30
+    assert not [p for p in workers if p.is_running() and p.status() != "zombie"]

@@ -1,0 +1,137 @@
+"""Nothing lost: a crashing worker, a hung or failing request, a bad model never takes the rest down."""
+
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+import pytest
+
+from tests.builders import SLOW_CODE, sklearn_model
+
+CSV = {"Content-Type": "text/csv"}
+
+
+@pytest.fixture
+def root(tmp_path):
+    sklearn_model(tmp_path / "slow" / "model", code=SLOW_CODE)
+    sklearn_model(tmp_path / "plain" / "model")
+    return tmp_path
+
+
+def slow_body(seconds: float) -> bytes:
+    return f"{100 + seconds},0,0,0".encode()
+
+
+def test_worker_killed_mid_request(start_server, root):
+    server = start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=root)
+    server.load("slow", root / "slow" / "model")
+    server.load("plain", root / "plain" / "model")
+    pid = server.client.get("/models/slow").json()["workerPid"]
+    assert pid == server.client.get("/models/plain").json()["workerPid"]  # one worker holds both
+
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(server.client.post, "/models/slow/invoke", content=slow_body(5), headers=CSV)
+        time.sleep(1)
+        os.kill(pid, signal.SIGKILL)
+        response = pending.result()
+    assert response.status_code == 503
+    assert "died" in response.json()["error"] and "SIGKILL" in response.json()["error"]
+
+    listed = [m["modelName"] for m in server.client.get("/models").json()["models"]]
+    assert listed == ["plain", "slow"]
+    # Both models answer again (requests wait for the reload), on a new worker.
+    for name in ("slow", "plain"):
+        answer = server.client.post(f"/models/{name}/invoke", content=b"1,2,3,4", headers=CSV)
+        assert answer.status_code == 200, answer.text
+    assert server.client.get("/models/slow").json()["workerPid"] not in (pid, None)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    log = server.log()
+    assert "died: killed by signal 9 (SIGKILL)" in log and "reloaded 'slow'" in log
+    assert 'worker_restarts_total{framework="sklearn"} 1.0' in server.client.get("/metrics").text
+
+
+def test_ping_answers_while_every_worker_is_busy(start_server, root):
+    server = start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=root, MODEL_SERVER_WORKER_THREADS="2")
+    server.load("slow", root / "slow" / "model")
+    with ThreadPoolExecutor(8) as pool:
+        busy = [pool.submit(server.client.post, "/models/slow/invoke", content=slow_body(4), headers=CSV) for _ in range(8)]
+        time.sleep(1)
+        for _ in range(5):
+            started = time.monotonic()
+            assert server.client.get("/ping").status_code == 200
+            assert time.monotonic() - started < 2.0
+            time.sleep(0.2)
+        assert all(f.result().status_code == 200 for f in busy)
+
+
+def test_a_prediction_over_the_timeout_is_504_and_the_rest_goes_on(start_server, root):
+    server = start_server(
+        SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=root, SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS="1"
+    )
+    server.load("slow", root / "slow" / "model")
+    server.load("plain", root / "plain" / "model")
+    response = server.client.post("/models/slow/invoke", content=slow_body(3), headers=CSV)
+    assert response.status_code == 504 and "longer than 1 s" in response.json()["error"]
+    assert server.client.post("/models/plain/invoke", content=b"1,2,3,4", headers=CSV).status_code == 200
+    assert server.client.post("/models/slow/invoke", content=b"1,2,3,4", headers=CSV).status_code == 200
+
+
+def test_requests_to_one_model_do_not_wait_behind_a_slow_load(start_server, root):
+    slow_load = """
+    import time, joblib, os
+
+    def model_fn(model_dir):
+        time.sleep(4)
+        return joblib.load(os.path.join(model_dir, "model.joblib"))
+    """
+    sklearn_model(root / "slowload" / "model", code=slow_load)
+    server = start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=root)
+    server.load("plain", root / "plain" / "model")
+    loader = threading.Thread(target=server.load, args=("slowload", root / "slowload" / "model"))
+    loader.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    for _ in range(10):
+        assert server.client.post("/models/plain/invoke", content=b"1,2,3,4", headers=CSV).status_code == 200
+    assert server.client.get("/ping").status_code == 200
+    assert time.monotonic() - started < 2.0  # far less than the 4 s the load takes
+    described = server.client.get("/models/slowload").json()
+    assert described["status"] == "LOADING"
+    loader.join()
+    assert server.client.get("/models/slowload").json()["status"] == "READY"
+
+
+def test_a_worker_crash_during_a_load_fails_that_load_only(start_server, root):
+    crashing = """
+    import os, signal
+
+    def model_fn(model_dir):
+        os.kill(os.getpid(), signal.SIGKILL)
+    """
+    sklearn_model(root / "crasher" / "model", code=crashing)
+    server = start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=root)
+    server.load("plain", root / "plain" / "model")
+    response = server.load("crasher", root / "crasher" / "model", expect=500)
+    assert "worker died while loading" in response.json()["error"]
+    assert server.client.get("/models/crasher").status_code == 404
+    answer = server.client.post("/models/plain/invoke", content=b"1,2,3,4", headers=CSV)
+    assert answer.status_code == 200  # reloaded on the new worker
+
+
+def test_an_exception_in_user_code_is_a_500_with_its_message(start_server, root):
+    failing = """
+    def predict_fn(data, model):
+        raise ValueError("bad feature 'age' in /home/secret/path/file.py")
+    """
+    sklearn_model(root / "failing" / "model", code=failing)
+    server = start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=root)
+    server.load("failing", root / "failing" / "model")
+    response = server.client.post("/models/failing/invoke", content=b"1,2,3,4", headers=CSV)
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert "ValueError: bad feature 'age'" in error
+    assert "/home/secret" not in error and "Traceback" not in error
+    assert "bad feature 'age'" in server.log()

@@ -1,0 +1,271 @@
+"""ONNX: ``model.onnx``, else the one ``*.onnx`` file in the directory, run by ONNX Runtime on CPU.
+
+Inputs: a model with one input takes the request's array; a model with several takes a JSON
+object (or NPZ archive) keyed by input name. Each array is cast to the dtype the model declares
+for that input, and a bare row gains its batch axis when the model's input has one more dimension.
+
+Outputs: one output is answered as its array. Several are answered as a dict name -> array in the
+model's output order for JSON (``{"label": [...], "probabilities": [[...]]}``) and, one record per
+row, for JSON Lines. CSV and NPY hold one table, so for them the **first** output is answered:
+by convention the model's main one (the label of an skl2onnx classifier, the first head of an
+exported network). Choosing it rather than refusing (406) keeps CSV pipelines and batch
+transform working on classifiers; a client that wants every output asks for JSON.
+"""
+
+import os
+import platform
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from handlers import codecs
+from handlers.base import Framework, files_in
+from handlers.errors import BadInput, ModelLoadError
+
+BF16_FASTMATH = "mlas.enable_gemm_fastmath_arm64_bfloat16"
+FPMATH_VARIABLES = ("DNNL_DEFAULT_FPMATH_MODE", "ONEDNN_DEFAULT_FPMATH_MODE")
+
+_threads = 1
+
+# ONNX tensor element types as ``InferenceSession.get_inputs()[i].type`` names them.
+DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(float16)": np.float16,
+    "tensor(int8)": np.int8,
+    "tensor(int16)": np.int16,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+    "tensor(uint8)": np.uint8,
+    "tensor(uint16)": np.uint16,
+    "tensor(uint32)": np.uint32,
+    "tensor(uint64)": np.uint64,
+    "tensor(bool)": np.bool_,
+    "tensor(string)": np.str_,
+}
+
+
+_CAUSE = re.compile(r"^[A-Za-z_.]*(?:Error|Exception): ")
+
+
+def short(err: BaseException, limit: int = 300) -> str:
+    """The useful line of a framework's error: no traceback, no source excerpt, not too long.
+
+    TorchScript and ONNX Runtime put a traceback or a node description before the cause; the
+    last ``SomeError: ...`` line, else the last non-empty line, is what the client needs.
+    """
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    text = lines[0]
+    if len(lines) > 1:
+        causes = [line for line in lines if _CAUSE.match(line)]
+        text = causes[-1] if causes else lines[-1]
+    text = _CAUSE.sub("", text)
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def find(model_dir: Path) -> Path | None:
+    named = model_dir / "model.onnx"
+    if named.is_file():
+        return named
+    candidates = [p for p in files_in(model_dir) if p.suffix.lower() == ".onnx"]
+    if len(candidates) > 1:
+        names = ", ".join(p.name for p in candidates[:5])
+        raise ModelLoadError(f"several .onnx files ({names}) and no model.onnx: name the one to serve model.onnx")
+    return candidates[0] if candidates else None
+
+
+def setup(threads: int) -> None:
+    global _threads
+    _threads = max(1, int(threads))
+
+
+def wants_bf16_fastmath(environ: Mapping[str, str] | None = None, machine: str | None = None) -> bool:
+    environ = os.environ if environ is None else environ
+    machine = (platform.machine() if machine is None else machine).lower()
+    requested = any(environ.get(name, "").strip().upper() == "BF16" for name in FPMATH_VARIABLES)
+    return requested and machine in ("aarch64", "arm64")
+
+
+def session_options(environ: Mapping[str, str] | None = None, machine: str | None = None):
+    """The options of every ONNX Runtime session this server creates: the one place to set them.
+
+    Threads: ``intra_op_num_threads`` is the worker's share of the cores (``setup``); requests
+    already arrive on several threads of the worker, so one inter-op thread is enough.
+
+    BF16 fast math on Arm: on AWS Graviton (aarch64 with BF16 instructions, Graviton3 and later)
+    the convention of the AWS deep-learning containers is ``DNNL_DEFAULT_FPMATH_MODE=BF16`` (or
+    ``ONEDNN_DEFAULT_FPMATH_MODE``), which lets oneDNN run float32 matrix products as bfloat16
+    for PyTorch and TensorFlow. ONNX Runtime's CPU kernels (MLAS) do not use oneDNN and never read
+    those variables; they have their own switch, the session config entry
+    ``mlas.enable_gemm_fastmath_arm64_bfloat16``. Mapping the same variable onto it lets one
+    setting opt the whole container into the faster, less precise GEMMs (bfloat16 keeps 8 significant bits of float32's 24). It is
+    off unless asked for, and only on aarch64, where the kernels exist.
+
+    ``environ`` and ``machine`` default to the process's own; tests pass them explicitly.
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = _threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    if wants_bf16_fastmath(environ, machine):
+        options.add_session_config_entry(BF16_FASTMATH, "1")
+    return options
+
+
+def load(artifact: Path):
+    import onnxruntime
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+
+    # InvalidProtobuf, InvalidGraph, NoSuchFile, NotImplemented (an operator or opset this
+    # runtime lacks), Fail...: each its own class, all about the file, none a MemoryError.
+    refusals = tuple(
+        value for value in vars(ort_errors).values() if isinstance(value, type) and issubclass(value, Exception)
+    )
+    try:
+        return onnxruntime.InferenceSession(
+            str(artifact), session_options(), providers=["CPUExecutionProvider"]
+        )
+    except (RuntimeError, ValueError) + refusals as err:
+        raise ModelLoadError(f"{artifact.name} cannot be loaded by ONNX Runtime: {short(err)}") from None
+
+
+def _shape_text(shape) -> str:
+    dims = [str(d) if isinstance(d, int) else "N" if i == 0 else "?" for i, d in enumerate(shape)]
+    return "(" + ", ".join(dims) + ")"
+
+
+def _feed(meta, value) -> np.ndarray:
+    """One request array made fit for the input ``meta`` (NodeArg): dtype, batch axis, shape."""
+    array = np.asarray(value)
+    dtype = DTYPES.get(meta.type)
+    if dtype is None:
+        raise BadInput(f"input {meta.name!r} is of type {meta.type}, which requests cannot carry")
+    try:
+        if dtype is np.str_:
+            array = array.astype(str)
+        elif array.dtype != dtype:
+            array = array.astype(dtype)
+    except (ValueError, TypeError):
+        raise BadInput(f"input {meta.name!r} must be {meta.type[7:-1]} values; got {array.dtype}") from None
+    shape = meta.shape or []
+    if shape and array.ndim == len(shape) - 1:
+        array = array.reshape((1,) + array.shape)  # one bare row: add the batch axis
+    if shape:
+        fixed = all(not isinstance(want, int) or want == got for want, got in zip(shape, array.shape))
+        if array.ndim != len(shape) or not fixed:
+            raise BadInput(
+                f"input {meta.name!r} has shape {tuple(array.shape)}; the model expects {_shape_text(shape)}"
+            )
+    return array
+
+
+def feeds(session, data) -> dict:
+    inputs = session.get_inputs()
+    names = [meta.name for meta in inputs]
+    if not isinstance(data, dict):
+        if len(inputs) == 1:
+            return {names[0]: _feed(inputs[0], data)}
+        raise BadInput(f"this model takes {len(inputs)} inputs; send a JSON object (or NPZ) keyed by {', '.join(names)}")
+    missing = [name for name in names if name not in data]
+    extra = [name for name in data if name not in names]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing input(s): {', '.join(missing)}")
+        if extra:
+            parts.append(f"unknown input(s): {', '.join(map(str, extra))}")
+        raise BadInput(f"{'; '.join(parts)}; the model takes {', '.join(names)}")
+    return {meta.name: _feed(meta, data[meta.name]) for meta in inputs}
+
+
+def predict(session, data, context=None):
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+
+    fed = feeds(session, data)
+    try:
+        outputs = session.run(None, fed)
+    except (ort_errors.InvalidArgument, ort_errors.Fail, ort_errors.RuntimeException) as err:
+        # Dimensions the metadata leaves open (a dynamic axis) are only checked by the kernels.
+        raise BadInput(f"the model cannot run on this input: {short(err)}") from None
+    if len(outputs) == 1:
+        return outputs[0]
+    return {meta.name: value for meta, value in zip(session.get_outputs(), outputs)}
+
+
+# ---------------------------------------------------------------------------------- encoding
+
+
+def _rows(value):
+    """The number of rows of one output, or None when it has no leading axis."""
+    if isinstance(value, list):
+        return len(value)
+    value = np.asarray(value)
+    return value.shape[0] if value.ndim else None
+
+
+def _per_row(outputs):
+    """JSON Lines records, one per row (``{name: row}`` for a dict, ``[row, row]`` for a list),
+    when every output has the same number of rows; else None."""
+    items = list(outputs.items()) if isinstance(outputs, dict) else list(enumerate(outputs))
+    lengths = {_rows(value) for _, value in items}
+    if len(lengths) != 1 or None in lengths:
+        return None
+    count = lengths.pop()
+    if isinstance(outputs, dict):
+        return [{name: _item(value[i]) for name, value in items} for i in range(count)]
+    return [[_item(value[i]) for _, value in items] for i in range(count)]
+
+
+def _item(value):
+    # A row of a 1-D output is a NumPy scalar, which orjson does not write (int64 as longlong).
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def several_outputs(prediction) -> bool:
+    return isinstance(prediction, dict) or (
+        isinstance(prediction, (list, tuple)) and len(prediction) > 1
+        and all(isinstance(item, np.ndarray) for item in prediction)
+    )
+
+
+def encode(prediction, accept: str | None, context) -> tuple[bytes, str]:
+    """Like the default encoder, but a prediction of several outputs (a dict, or a list of arrays
+    from a network with several heads) is written whole as JSON, one record per row as JSON Lines,
+    and as its first output for CSV and NPY."""
+    kind = codecs.negotiate(accept, context.default_accept)
+    if several_outputs(prediction):
+        if kind in (codecs.CSV, codecs.NPY):
+            first = next(iter(prediction.values())) if isinstance(prediction, dict) else prediction[0]
+            return codecs.encode(first, kind), kind
+        if kind == codecs.JSONLINES:
+            rows = _per_row(prediction)
+            if rows is not None:
+                return b"".join(codecs.encode(row, codecs.JSON) + b"\n" for row in rows), kind
+            return codecs.encode(prediction, codecs.JSON) + b"\n", kind
+        if isinstance(prediction, tuple):
+            prediction = list(prediction)
+    return codecs.encode(prediction, kind), kind
+
+
+FRAMEWORK = Framework(
+    name="onnx",
+    find=find,
+    load=load,
+    predict=predict,
+    encode=encode,
+    # Measured: a 64 MB model took 104 MB of RSS in its session (the weights, pre-packed copies
+    # of the GEMM weights, the arena); its requests added little.
+    memory_factor=2.0,
+    # Measured: a worker after ``import onnxruntime`` (1.31) holds about 65 MB RSS.
+    worker_bytes=80 * 2**20,
+    imports=("onnxruntime",),
+    setup=setup,
+    patterns=("model.onnx", "*.onnx"),
+)

@@ -178,10 +178,12 @@ _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
 def _json_bytes(value) -> bytes:
+    if isinstance(value, np.generic):  # a bare NumPy scalar (int64 from onnxruntime, say)
+        value = value.item()
     try:
         return orjson.dumps(value, option=_JSON_OPTIONS)
     except TypeError:
-        # Non-contiguous or exotic dtypes: fall back through plain Python values.
+        # Non-contiguous arrays, exotic dtypes, scalars inside lists: go through plain Python values.
         return orjson.dumps(np.asarray(value).tolist(), option=_JSON_OPTIONS)
 
 
@@ -229,8 +231,11 @@ _Q = re.compile(r";\s*q\s*=\s*([0-9.]+)")
 def negotiate(accept: str | None, default: str, offered=ENCODABLE) -> str:
     """Pick the response media type from an Accept header (q-values honoured, wildcards too).
 
-    A missing header, or ``*/*`` at the top, means ``default`` (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT).
+    A missing header, or ``*/*`` at the top, means ``default`` (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT)
+    when ``offered`` has it, else the first type offered.
     """
+    if default not in offered:
+        default = offered[0]
     if not accept or not accept.strip():
         return default
     choices = []
@@ -247,10 +252,10 @@ def negotiate(accept: str | None, default: str, offered=ENCODABLE) -> str:
             choices.append((-q, position, kind))
     for _, _, kind in sorted(choices):
         if kind == "*/*":
-            return default if default in offered else offered[0]
+            return default
         if kind.endswith("/*"):
             family = kind[:-1]
-            if default.startswith(family) and default in offered:
+            if default.startswith(family):
                 return default
             for candidate in offered:
                 if candidate.startswith(family):

@@ -43,9 +43,11 @@ def as_rows(data, expected: int | None) -> np.ndarray:
 
 
 def predict(model, data, context=None):
+    """``predict``; for a transformer (a preprocessing step of a pipeline), ``transform``."""
     rows = as_rows(data, getattr(model, "n_features_in_", None))
+    method = model.predict if hasattr(model, "predict") else model.transform
     try:
-        return model.predict(rows)
+        return method(rows)
     except (ValueError, TypeError) as err:
         raise BadInput(f"the model cannot predict on this input: {err}") from None
 

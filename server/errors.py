@@ -36,6 +36,8 @@ def describe_exception(err: BaseException) -> tuple[int, str]:
     naming the exception.
     """
     status = getattr(err, "status_code", None)
+    if type(err).__name__ == "UnsupportedFormatError":  # the toolkit's decoder/encoder: no status of its own
+        status = 415
     if isinstance(err, MemoryError):
         status, text = 507, f"out of memory: {err}" if str(err) else "out of memory"
     elif isinstance(status, int) and 400 <= status <= 599:

@@ -8,9 +8,9 @@ PORT ?= 8080
 .PHONY: setup examples run run-single test bench clean
 
 # A virtualenv with the pinned runtime and dev sets; redone only when a requirements file changes.
-$(VENV)/.installed: requirements/runtime.txt requirements/dev.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+# scripts/install.sh is the images' install step too, so CI exercises the path the images take.
+$(VENV)/.installed: requirements/runtime.txt requirements/dev.txt scripts/install.sh
+	PYTHON=$(PYTHON) sh scripts/install.sh $(VENV) requirements/dev.txt --quiet
 	touch $@
 
 setup: $(VENV)/.installed
@@ -39,3 +39,72 @@ bench: examples
 
 clean:
 	rm -rf $(EXAMPLES) .pytest_cache
+
+# ---------------------------------------------------------------- container images (docs/images.md)
+# These need a Docker engine with buildx (and QEMU binfmt to build the other architecture);
+# nothing above does. `make test` checks the Dockerfiles without one (tests/test_images.py).
+IMAGE ?= sagemaker-model-server
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# PyTorch's CPU-only wheel index: PyPI's torch is a CUDA build (docs/images.md says where to look).
+TORCH_INDEX_URL ?=
+AWS_REGION ?= $(shell aws configure get region 2>/dev/null)
+# Where to push: empty means the ECR repository $(IMAGE) in $(AWS_REGION), created if missing.
+REPOSITORY ?=
+HOST_ARCH := $(shell uname -m | sed 's/x86_64/amd64/;s/aarch64/arm64/')
+RUN_IMAGE ?= $(IMAGE):$(VERSION)-$(HOST_ARCH)
+
+DOCKER_BUILD = docker buildx build --provenance=false --build-arg TORCH_INDEX_URL=$(TORCH_INDEX_URL) --build-arg VERSION=$(VERSION)
+REPO_URI = $(if $(REPOSITORY),echo $(REPOSITORY),aws ecr describe-repositories --region $(AWS_REGION) \
+	--repository-names $(IMAGE) --query 'repositories[0].repositoryUri' --output text 2>/dev/null \
+	|| aws ecr create-repository --region $(AWS_REGION) --repository-name $(IMAGE) \
+	--image-scanning-configuration scanOnPush=true --query 'repository.repositoryUri' --output text)
+LOGIN = $(if $(REPOSITORY),true,aws ecr get-login-password --region $(AWS_REGION) \
+	| docker login --username AWS --password-stdin "$${uri%%/*}")
+
+.PHONY: torch-index image-x86 image-arm64 image-multiarch ecr-push docker-run-single docker-run-multi check-images
+
+torch-index:
+	@test -n "$(TORCH_INDEX_URL)" || { echo "set TORCH_INDEX_URL to PyTorch's CPU wheel index (docs/images.md)" >&2; exit 1; }
+
+# One image per architecture, tagged VERSION-amd64 / VERSION-arm64, loaded into the local engine.
+image-x86: torch-index
+	$(DOCKER_BUILD) --platform linux/amd64 -f Dockerfile.x86 -t $(IMAGE):$(VERSION)-amd64 --load .
+
+image-arm64: torch-index
+	$(DOCKER_BUILD) --platform linux/arm64 -f Dockerfile.arm64 -t $(IMAGE):$(VERSION)-arm64 --load .
+
+# Both architectures pushed, then joined into one manifest list REPOSITORY:VERSION (a list lives in
+# a registry, so this pushes).
+image-multiarch: torch-index
+	@set -e; uri=$$($(REPO_URI)); $(LOGIN); \
+	$(DOCKER_BUILD) --platform linux/amd64 -f Dockerfile.x86 -t $$uri:$(VERSION)-amd64 --push .; \
+	$(DOCKER_BUILD) --platform linux/arm64 -f Dockerfile.arm64 -t $$uri:$(VERSION)-arm64 --push .; \
+	docker buildx imagetools create -t $$uri:$(VERSION) $$uri:$(VERSION)-amd64 $$uri:$(VERSION)-arm64; \
+	docker buildx imagetools inspect $$uri:$(VERSION)
+
+# The images built by image-x86 / image-arm64, pushed by version and architecture, plus the
+# manifest list VERSION over those pushed.
+ecr-push:
+	@set -e; uri=$$($(REPO_URI)); $(LOGIN); pushed=""; \
+	for arch in amd64 arm64; do \
+		if docker image inspect $(IMAGE):$(VERSION)-$$arch >/dev/null 2>&1; then \
+			docker tag $(IMAGE):$(VERSION)-$$arch $$uri:$(VERSION)-$$arch; \
+			docker push $$uri:$(VERSION)-$$arch; pushed="$$pushed $$uri:$(VERSION)-$$arch"; \
+		fi; \
+	done; \
+	test -n "$$pushed" || { echo "no $(IMAGE):$(VERSION)-* image: make image-x86 or image-arm64 first" >&2; exit 1; }; \
+	docker buildx imagetools create -t $$uri:$(VERSION) $$pushed; \
+	echo "pushed$$pushed and $$uri:$(VERSION)"
+
+# The image of this machine's architecture, as the platform runs it (`docker run IMAGE serve`).
+docker-run-single: examples
+	docker run --rm -p 127.0.0.1:$(PORT):8080 \
+		-v $(CURDIR)/$(EXAMPLES)/sklearn-iris/model:/opt/ml/model:ro $(RUN_IMAGE) serve
+
+docker-run-multi: examples
+	docker run --rm -p 127.0.0.1:$(PORT):8080 -e SAGEMAKER_MULTI_MODEL=true -e MODEL_SERVER_PRELOAD=true \
+		-v $(CURDIR)/$(EXAMPLES):/opt/ml/models:ro $(RUN_IMAGE) serve
+
+# The image checks and the acceleration report's tests alone (part of `make test`).
+check-images: setup
+	$(PY) -m pytest tests/test_images.py tests/test_acceleration.py

@@ -14,7 +14,16 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="start the server (SAGEMAKER_* and MODEL_SERVER_* variables)")
     serve.add_argument("--host", help="address to bind (default MODEL_SERVER_HOST or 0.0.0.0); 127.0.0.1 for local use")
     serve.add_argument("--port", type=int, help="port (default SAGEMAKER_BIND_TO_PORT or 8080)")
+    accel = commands.add_parser("accel-report", help="print, as JSON, the math each framework really does on this CPU")
+    accel.add_argument("--framework", action="append", choices=("torch", "tensorflow", "onnxruntime"),
+                       help="probe only this framework (repeatable; default: all three)")
+    accel.add_argument("--compact", action="store_true", help="one line of JSON")
+    accel.add_argument("--nice", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.command == "accel-report":
+        from server.acceleration import command
+
+        return command(args.framework, args.compact, args.nice)
 
     try:
         settings = Settings.from_env()

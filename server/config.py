@@ -65,6 +65,28 @@ def _port_range(env, name: str) -> tuple[int, int] | None:
     return low, high
 
 
+FPMATH_MODES = ("STRICT", "BF16", "F16", "TF32", "ANY")  # oneDNN's default fpmath modes
+
+
+def fpmath_mode(env) -> str | None:
+    """oneDNN's default fpmath mode for the workers, or None to leave oneDNN's own (STRICT).
+
+    MODEL_SERVER_BF16_FASTMATH, when set, decides: true is BF16, false is STRICT. Otherwise
+    ONEDNN_DEFAULT_FPMATH_MODE, then DNNL_DEFAULT_FPMATH_MODE (oneDNN reads the two names in that
+    order); ``server.workers.worker_environment`` gives the workers both names with this value.
+    """
+    fastmath = _bool(env, "MODEL_SERVER_BF16_FASTMATH", None)
+    modes = {}
+    for name in ("ONEDNN_DEFAULT_FPMATH_MODE", "DNNL_DEFAULT_FPMATH_MODE"):
+        value = _get(env, name)
+        if value is not None and value.upper() not in FPMATH_MODES:
+            raise ConfigError(f"{name}={value!r}: expected one of {', '.join(FPMATH_MODES)}")
+        modes[name] = value.upper() if value is not None else None
+    if fastmath is not None:
+        return "BF16" if fastmath else "STRICT"
+    return modes["ONEDNN_DEFAULT_FPMATH_MODE"] or modes["DNNL_DEFAULT_FPMATH_MODE"]
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str
@@ -90,6 +112,11 @@ class Settings:
     memory_headroom_bytes: int
     startup_timeout_seconds: float
     log_level: str
+    # MODEL_SERVER_BF16_FASTMATH as given (None: unset), and the fpmath mode the workers get.
+    bf16_fastmath: bool | None = None
+    fpmath_mode: str | None = None
+    # MODEL_SERVER_ACCEL_REPORT: log the acceleration report (server.acceleration) at start.
+    accel_report: bool = False
 
     @classmethod
     def from_env(cls, env=None) -> "Settings":
@@ -140,4 +167,7 @@ class Settings:
             memory_headroom_bytes=_number(env, "MODEL_SERVER_MEMORY_HEADROOM_MB", 256, 0, 2**20) * 2**20,
             startup_timeout_seconds=_number(env, "MODEL_SERVER_WORKER_START_TIMEOUT_SECONDS", 300.0, 1.0, 3600.0, float),
             log_level=log_level.upper(),
+            bf16_fastmath=_bool(env, "MODEL_SERVER_BF16_FASTMATH", None),
+            fpmath_mode=fpmath_mode(env),
+            accel_report=_bool(env, "MODEL_SERVER_ACCEL_REPORT", False),
         )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import handlers
 from handlers.errors import ModelError
-from server import metrics
+from server import acceleration, metrics
 from server.config import Settings
 from server.errors import ServingError
 from server.memory import MemoryBudget, directory_bytes, tree_rss
@@ -56,6 +56,8 @@ class ModelService:
         return task
 
     async def start(self) -> None:
+        if self.settings.accel_report:  # MODEL_SERVER_ACCEL_REPORT: one log line, in a child process
+            self.spawn(acceleration.log_report(log), "accel-report")
         if not self.settings.multi_model:
             self.spawn(self._load_single_model(), "load-single-model")
         elif self.settings.preload:

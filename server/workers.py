@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from server.config import fpmath_mode
 from server.protocol import PREFIX, pack, parse_header, unpack_prefix
 
 log = logging.getLogger("workers")
@@ -159,11 +160,18 @@ class WorkerProcess:
             await self.process.wait()
 
 
-def worker_environment(intra_op_threads: int) -> dict:
-    """The environment of a worker: ours, with numeric libraries held to their share of cores."""
-    env = dict(os.environ)
+def worker_environment(intra_op_threads: int, environ=None) -> dict:
+    """The environment of a worker: ours (or ``environ``), with numeric libraries held to their
+    share of cores and oneDNN's fpmath mode given under both of its names."""
+    env = dict(os.environ if environ is None else environ)
     threads = str(intra_op_threads)
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
         env.setdefault(name, threads)
+    env.setdefault("TF_NUM_INTEROP_THREADS", "1")  # requests already arrive on the worker's own threads
+    # MODEL_SERVER_BF16_FASTMATH, ONEDNN_DEFAULT_FPMATH_MODE or DNNL_DEFAULT_FPMATH_MODE (validated
+    # by Settings at start): PyTorch, TensorFlow and the ONNX handler each read one of the names.
+    mode = fpmath_mode(env)
+    if mode is not None:
+        env["DNNL_DEFAULT_FPMATH_MODE"] = env["ONEDNN_DEFAULT_FPMATH_MODE"] = mode
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     return env

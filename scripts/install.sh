@@ -1,0 +1,62 @@
+#!/bin/sh
+# The one install step: a virtualenv at VENV holding exactly the pins of REQUIREMENTS.
+#
+#   sh scripts/install.sh VENV REQUIREMENTS [extra pip options...]
+#
+# Both Dockerfiles run it with requirements/runtime.txt (and --no-cache-dir); `make setup`, and
+# so CI, runs it with requirements/dev.txt (runtime.txt plus test tools). A broken pin, a
+# package with no wheel, or a CUDA build of torch therefore fails CI the way it would fail an
+# image build.
+#
+# Environment:
+#   PYTHON           interpreter that creates the venv when VENV has none (default: python3)
+#   TORCH_INDEX_URL  PyTorch's CPU-only wheel index (docs/images.md says how to find it). PyPI's
+#                    torch wheels for Linux are CUDA builds on x86_64 and aarch64 alike; with this
+#                    index added, pip prefers its `+cpu` build of the same pinned version.
+set -eu
+
+if [ "$#" -lt 2 ]; then
+    echo "usage: $0 VENV REQUIREMENTS [pip options...]" >&2
+    exit 2
+fi
+venv=$1
+requirements=$2
+shift 2
+
+if [ ! -f "$requirements" ]; then
+    echo "$0: no requirements file $requirements" >&2
+    exit 2
+fi
+if [ -n "${TORCH_INDEX_URL:-}" ]; then
+    set -- --extra-index-url "$TORCH_INDEX_URL" "$@"
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+    "${PYTHON:-python3}" -m venv "$venv"
+fi
+
+# Wheels only, so that no install (image, CI, laptop) ever needs a compiler. The one exception is
+# sagemaker-inference, which PyPI publishes only as source: it is pure Python and builds with
+# setuptools alone (scripts/check_resolution.py checks that it stays so).
+"$venv/bin/python" -m pip install --disable-pip-version-check \
+    --only-binary=:all: --no-binary=sagemaker-inference \
+    "$@" -r "$requirements"
+
+"$venv/bin/python" -m pip check --disable-pip-version-check
+
+# The images are CPU-only: a CUDA torch (and the several GB of nvidia-* wheels it pulls) means
+# torch came from PyPI instead of the CPU index.
+"$venv/bin/python" - <<'EOF'
+import sys
+from importlib import metadata
+
+cuda = sorted(
+    d.metadata["Name"] for d in metadata.distributions()
+    if d.metadata["Name"].lower().startswith(("nvidia-", "nvidia_", "cuda-", "cuda_", "triton"))
+)
+if cuda:
+    sys.exit(
+        "install.sh: a CUDA build of torch was installed (it brought " + ", ".join(cuda) + "); "
+        "set TORCH_INDEX_URL to PyTorch's CPU wheel index (docs/images.md)"
+    )
+EOF

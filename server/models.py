@@ -245,7 +245,7 @@ class ModelService:
         status = 500
         try:
             remaining = max(0.001, timeout - (time.perf_counter() - started))
-            reply, out = await asyncio.wait_for(worker.call(header, body), remaining)
+            reply, out = await worker.call(header, body, timeout=remaining)
             status = reply["status"]
             if status != 200:
                 raise ServingError(status, reply.get("error", "prediction failed"))

@@ -119,8 +119,12 @@ class WorkerProcess:
     def alive(self) -> bool:
         return not self.exited.done()
 
-    async def call(self, header: dict, body=b"") -> tuple[dict, bytes]:
-        """Send one operation and wait for its answer; raises ``WorkerDied``."""
+    async def call(self, header: dict, body=b"", timeout: float | None = None) -> tuple[dict, bytes]:
+        """Send one operation and wait for its answer; raises ``WorkerDied`` or ``TimeoutError``.
+
+        The timeout is a timer on the answer's future rather than ``asyncio.wait_for``, which
+        would wrap every request in a task of its own.
+        """
         if not self.alive or self.writer is None:
             raise WorkerDied(self)
         request_id = next(self.ids)
@@ -133,10 +137,13 @@ class WorkerProcess:
         except ConnectionError:
             self.pending.pop(request_id, None)
             raise WorkerDied(self) from None
+        timer = asyncio.get_running_loop().call_later(timeout, _expire, future) if timeout else None
         try:
             return await future
         finally:
             self.pending.pop(request_id, None)
+            if timer is not None:
+                timer.cancel()
 
     async def stop(self, grace: float = 5.0) -> None:
         """Ask the child to exit; kill it if it has not within ``grace`` seconds."""
@@ -158,6 +165,11 @@ class WorkerProcess:
             except ProcessLookupError:
                 pass
             await self.process.wait()
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(asyncio.TimeoutError())
 
 
 def worker_environment(intra_op_threads: int, environ=None) -> dict:

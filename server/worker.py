@@ -1,9 +1,11 @@
 """A worker process: holds the models of one framework and runs their requests.
 
 Started by the front as ``python -m server.worker CONFIG_JSON FD``. It imports its framework
-once, then serves frames from the socket ``FD``: loads on their own threads so that a slow load
-never holds up predictions, predictions on a pool of threads (NumPy and the frameworks release
-the GIL in their kernels). It exits when the socket closes, so it can never outlive the front.
+once, then serves frames from the socket ``FD`` on a few threads (NumPy and the frameworks
+release the GIL in their kernels). The threads take turns as the reader ("leader/followers"):
+whoever reads a request runs it itself while the next thread takes over the socket, so a request
+never waits for a hand-off to another thread. Loads go to threads of their own, so a slow load
+never holds up predictions. It exits when the socket closes: it can never outlive the front.
 """
 
 import ctypes
@@ -49,7 +51,6 @@ class Worker:
         self.models: dict[str, serving.ServedModel] = {}
         self.process = psutil.Process()
         self.loads = ThreadPoolExecutor(config.get("load_threads", 2), thread_name_prefix="load")
-        self.predictions = ThreadPoolExecutor(config["threads"], thread_name_prefix="predict")
 
     # -------------------------------------------------------------------- frames
 
@@ -126,20 +127,28 @@ class Worker:
             pass  # the front is gone; the main loop notices and exits
 
     def serve(self) -> None:
-        while True:
-            frame = self.receive()
-            if frame is None:
-                break
-            header, body = frame
-            op = header["op"]
-            if op == "shutdown":
-                break
-            if op == "ping":
-                self.send({"id": header["id"], "status": 200, "models": len(self.models)})
-            elif op == "load" or op == "unload":
-                self.loads.submit(self.run, header, body)
-            else:
-                self.predictions.submit(self.run, header, body)
+        """Run the reader/runner threads until the front goes away or says to stop."""
+        done = threading.Event()
+        read_lock = threading.Lock()
+
+        def take_turns() -> None:
+            while not done.is_set():
+                with read_lock:
+                    frame = None if done.is_set() else self.receive()
+                if frame is None or frame[0]["op"] == "shutdown":
+                    done.set()
+                    return
+                header, body = frame
+                if header["op"] in ("load", "unload"):
+                    self.loads.submit(self.run, header, body)
+                elif header["op"] == "ping":
+                    self.send({"id": header["id"], "status": 200, "models": len(self.models)})
+                else:
+                    self.run(header, body)
+
+        for index in range(self.config["threads"]):
+            threading.Thread(target=take_turns, name=f"serve-{index}", daemon=True).start()
+        done.wait()
 
 
 def main() -> None:

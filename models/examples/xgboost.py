@@ -7,7 +7,11 @@ from models.layout import model_dir
 
 
 def build(root: Path) -> list[str]:
+    import warnings
+
     import xgboost
+
+    warnings.filterwarnings("ignore", message=".*UBJSON format as default.*")  # the name SageMaker uses has no extension
 
     X, y = data.classification(classes=2, seed=3)
     booster = xgboost.train({"objective": "binary:logistic", "max_depth": 3}, xgboost.DMatrix(X, label=y), 20)

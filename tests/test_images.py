@@ -82,7 +82,7 @@ def test_hadolint_passes_both_dockerfiles():
 
 def test_pinned_sets_resolve_to_wheels_for_both_architectures():
     """Needs the package index (CI has it): about a minute, both architectures at once."""
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_resolution.py")],
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_resolution.py"), "--strict-pins"],
                           capture_output=True, text=True, timeout=900, cwd=ROOT)
     print(done.stdout)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -43,7 +43,8 @@ def load(artifact: Path):
     if raw[:1] == b"\x80":  # a Booster pickled by older SageMaker XGBoost containers
         model = pickle.loads(raw)
     else:
-        model = xgboost.Booster()
+        # One thread to parse: a parallel load stalls whenever another process holds a core.
+        model = xgboost.Booster(params={"nthread": 1})
         model.load_model(bytearray(raw))
     model.set_param({"nthread": _threads})
     return model

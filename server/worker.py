@@ -23,11 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import orjson
-import psutil
 
 from handlers import serving
 from server.errors import describe_exception
 from server.logs import setup_logging
+from server.memory import rss
 from server.protocol import pack, parse_header, unpack_prefix, PREFIX
 
 log = logging.getLogger("worker")
@@ -49,7 +49,6 @@ class Worker:
         self.reader = sock.makefile("rb", buffering=1 << 16)
         self.write_lock = threading.Lock()
         self.models: dict[str, serving.ServedModel] = {}
-        self.process = psutil.Process()
         self.loads = ThreadPoolExecutor(config.get("load_threads", 2), thread_name_prefix="load")
 
     # -------------------------------------------------------------------- frames
@@ -75,7 +74,7 @@ class Worker:
 
     def load(self, header: dict) -> dict:
         key = header["key"]
-        before = self.process.memory_info().rss
+        before = rss()
         started = time.perf_counter()
         config = self.config
         served = serving.load(
@@ -86,13 +85,13 @@ class Worker:
         return {
             "status": 200,
             "seconds": time.perf_counter() - started,
-            "memory_bytes": max(0, self.process.memory_info().rss - before),
+            "memory_bytes": max(0, rss() - before),
         }
 
     def unload(self, header: dict) -> dict:
         self.models.pop(header["key"], None)
         _release_memory()
-        return {"status": 200, "rss": self.process.memory_info().rss}
+        return {"status": 200, "rss": rss()}
 
     def invoke(self, header: dict, body: bytes) -> tuple[dict, bytes]:
         served = self.models.get(header["key"])

@@ -142,7 +142,7 @@ class ModelService:
         self.registry.add(entry)  # holds the name: a concurrent load of it gets 409
         started = time.perf_counter()
         try:
-            framework, disk_bytes = await asyncio.to_thread(self._inspect, path)
+            framework, disk_bytes = self._inspect(path)  # a listing and a few stat calls
             entry.framework = framework.name
             entry.estimate_bytes = int(disk_bytes * framework.memory_factor) + 2**20
             await self._load_on_worker(entry, framework)
@@ -252,6 +252,8 @@ class ModelService:
             return reply, out
         except asyncio.TimeoutError:
             status = 504
+            if worker.watchdog is None:
+                worker.watchdog = self.spawn(self._watch_for_hang(worker, timeout), f"hang-{worker.name}")
             raise ServingError(504, f"the prediction took longer than {timeout:g} s") from None
         except WorkerDied as died:
             status = 503
@@ -316,6 +318,23 @@ class ModelService:
         backoff = min(30.0, max(1.0, backoff * 2)) if time.monotonic() - started < QUICK_DEATH_SECONDS else 0.0
         key = (worker.framework, worker.slot)
         self.slots[key] = self.spawn(self._restart(worker, backoff, orphans), f"restart-{worker.name}")
+
+    async def _watch_for_hang(self, worker: WorkerProcess, grace: float) -> None:
+        """After a timeout: a worker that then answers nothing for ``grace`` more seconds while
+        requests wait on it is wedged (every thread stuck, or the GIL held by native code). Kill
+        it, so that it is restarted and its models reloaded, rather than time out forever."""
+        since = time.monotonic()
+        try:
+            await asyncio.sleep(grace)
+            if worker.alive and worker.unanswered and worker.last_answer < since:
+                log.error(
+                    "worker %s (pid %s) answered nothing for %.0fs with %d request(s) waiting: killing it",
+                    worker.name, worker.pid, time.monotonic() - since, len(worker.unanswered),
+                )
+                metrics.worker_hangs.labels(worker.framework).inc()
+                await worker.kill()
+        finally:
+            worker.watchdog = None
 
     async def _restart(self, dead: WorkerProcess, backoff: float, orphans: list[ModelEntry]) -> WorkerProcess:
         """Start a worker in the dead one's slot (retrying with backoff), then reload its models."""

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -57,6 +58,9 @@ class WorkerProcess:
         self.exited: asyncio.Future = asyncio.get_running_loop().create_future()
         self.import_seconds = 0.0
         self.models: set[str] = set()  # names of the models this worker holds
+        self.last_answer = time.monotonic()  # when it last answered anything
+        self.unanswered: set[int] = set()  # ids sent and not answered, timed-out ones included
+        self.watchdog: asyncio.Task | None = None
 
     @property
     def pid(self) -> int | None:
@@ -93,6 +97,8 @@ class WorkerProcess:
                 header_len, body_len = unpack_prefix(await reader.readexactly(PREFIX.size))
                 header = parse_header(await reader.readexactly(header_len))
                 body = await reader.readexactly(body_len) if body_len else b""
+                self.last_answer = time.monotonic()
+                self.unanswered.discard(header.get("id"))
                 future = self.pending.pop(header.get("id"), None)
                 if future is not None and not future.done():
                     future.set_result((header, body))
@@ -130,6 +136,7 @@ class WorkerProcess:
         request_id = next(self.ids)
         future = asyncio.get_running_loop().create_future()
         self.pending[request_id] = future
+        self.unanswered.add(request_id)
         try:
             self.writer.writelines(pack({**header, "id": request_id}, body))
             if self.writer.transport.get_write_buffer_size() > 2**20:

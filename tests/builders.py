@@ -1,5 +1,6 @@
 """Small real models made inside a test, for cases the example models do not cover."""
 
+import io
 import textwrap
 from pathlib import Path
 
@@ -43,3 +44,17 @@ def predict_fn(data, model):
 
 def rows(count: int = 2, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(count, 4))
+
+
+def npy(array) -> bytes:
+    """An ``application/x-npy`` body."""
+    out = io.BytesIO()
+    np.save(out, array)
+    return out.getvalue()
+
+
+def npz(**arrays) -> bytes:
+    """An ``application/x-npz`` body."""
+    out = io.BytesIO()
+    np.savez(out, **arrays)
+    return out.getvalue()

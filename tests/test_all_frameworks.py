@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 
 FRAMEWORKS = ("sklearn", "xgboost", "pytorch", "onnx", "tensorflow", "prophet")
 REQUESTS = {

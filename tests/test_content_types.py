@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.builders import classifier, sklearn_model
+from tests.builders import classifier, npy, npz, sklearn_model
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +27,6 @@ def expected():
     answer = model.predict(X[:8]).tolist()
     assert len(set(answer)) > 1
     return answer
-
-
-def npy(array) -> bytes:
-    out = io.BytesIO()
-    np.save(out, array)
-    return out.getvalue()
-
-
-def npz(**arrays) -> bytes:
-    out = io.BytesIO()
-    np.savez(out, **arrays)
-    return out.getvalue()
 
 
 BODIES = {

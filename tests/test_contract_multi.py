@@ -2,7 +2,6 @@
 
 import os
 
-import numpy as np
 import pytest
 
 from tests.builders import classifier, rows, sklearn_model

@@ -13,20 +13,9 @@ import torch
 
 from handlers import pytorch as handler
 from models import data
+from tests.builders import npy, npz
 
 JSON, CSV, NPY, NPZ, JSONL = "application/json", "text/csv", "application/x-npy", "application/x-npz", "application/jsonlines"
-
-
-def npy(array) -> bytes:
-    out = io.BytesIO()
-    np.save(out, array)
-    return out.getvalue()
-
-
-def npz(**arrays) -> bytes:
-    out = io.BytesIO()
-    np.savez(out, **arrays)
-    return out.getvalue()
 
 
 @pytest.fixture(scope="module")

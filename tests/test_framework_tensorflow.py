@@ -10,6 +10,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from models import data
+from tests.builders import npy
 
 JSON = {"Content-Type": "application/json"}
 TOL = {"rtol": 1e-5, "atol": 1e-6}
@@ -18,11 +19,6 @@ TOL = {"rtol": 1e-5, "atol": 1e-6}
 def rows(count: int = 8) -> np.ndarray:
     return data.classification(seed=5)[0][:count].astype(np.float32)
 
-
-def npy(array) -> bytes:
-    out = io.BytesIO()
-    np.save(out, array)
-    return out.getvalue()
 
 
 def build_two_signatures(directory):

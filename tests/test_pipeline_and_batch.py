@@ -1,6 +1,5 @@
 """Serial inference pipelines (CONTRACT.md §4) and batch transform (§2)."""
 
-import io
 import json
 
 import joblib

@@ -3,7 +3,6 @@ toolkit errors, isolation between models, and requirements.txt installed at load
 
 import base64
 import hashlib
-import io
 import json
 import zipfile
 

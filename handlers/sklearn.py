@@ -3,12 +3,15 @@
 Unlike the AWS scikit-learn container, no ``model_fn`` is demanded: the default files load as is.
 """
 
+import importlib
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from handlers.base import Framework, first_match
 from handlers.errors import BadInput
+from handlers.user_code import import_lock
 
 SUFFIXES = (".joblib", ".pkl", ".pickle", ".skops")
 
@@ -17,12 +20,32 @@ def find(model_dir: Path) -> Path | None:
     return first_match(model_dir, ("model.joblib", "model.pkl", "model.skops"), SUFFIXES)
 
 
+def _skops_io():
+    """``skops.io``, imported without PyTorch.
+
+    Importing it walks every scikit-learn module, and scikit-learn's array-API shim imports
+    torch when it is installed (as it is in the image): 2 s and ~200 MB more in a worker that
+    never uses it. Torch is hidden for the length of that import only, and only when nothing
+    in the worker has imported it already.
+    """
+    if "skops.io" not in sys.modules:
+        with import_lock:
+            hide = "torch" not in sys.modules
+            if hide:
+                sys.modules["torch"] = None  # makes ``import torch`` raise ImportError
+            try:
+                importlib.import_module("skops.io")
+            finally:
+                if hide:
+                    del sys.modules["torch"]
+    return sys.modules["skops.io"]
+
+
 def load(artifact: Path):
     if artifact.suffix.lower() == ".skops":
-        import skops.io
-
+        skops_io = _skops_io()
         # The archive is the model owner's own; trust the types it names, as joblib would.
-        return skops.io.load(artifact, trusted=skops.io.get_untrusted_types(file=artifact))
+        return skops_io.load(artifact, trusted=skops_io.get_untrusted_types(file=artifact))
     import joblib
 
     return joblib.load(artifact)

@@ -27,7 +27,7 @@ log = logging.getLogger("user_code")
 
 HOOKS = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
 TEXT_TYPES = (codecs.JSON, codecs.CSV)  # bodies handed to input_fn as str, like the AWS toolkits
-_import_lock = threading.Lock()  # sys.path and sys.modules are process-wide
+import_lock = threading.Lock()  # sys.path and sys.modules are process-wide: one import juggles them at a time
 
 
 def code_dir(model_dir: Path) -> Path:
@@ -70,7 +70,7 @@ def import_user_module(model_dir: Path, program: str, packages: Path | None):
     """Import ``code/<program>`` under a name of its own, isolated from other models' code."""
     path = code_dir(model_dir) / program
     name = "user_code_" + hashlib.sha256(str(model_dir).encode()).hexdigest()[:16]
-    with _import_lock:
+    with import_lock:
         before = set(sys.modules)
         extra = [str(code_dir(model_dir))] + ([str(packages)] if packages else [])
         sys.path[:0] = extra

@@ -187,6 +187,7 @@ def worker_environment(intra_op_threads: int, environ=None) -> dict:
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
         env.setdefault(name, threads)
     env.setdefault("TF_NUM_INTEROP_THREADS", "1")  # requests already arrive on the worker's own threads
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow C++ INFO/WARNING start-up banners; errors still log
     # MODEL_SERVER_BF16_FASTMATH, ONEDNN_DEFAULT_FPMATH_MODE or DNNL_DEFAULT_FPMATH_MODE (validated
     # by Settings at start): PyTorch, TensorFlow and the ONNX handler each read one of the names.
     mode = fpmath_mode(env)

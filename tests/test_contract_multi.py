@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 import pytest
 
 from tests.builders import classifier, rows, sklearn_model
@@ -209,3 +210,32 @@ def test_507_when_prediction_runs_out_of_memory(start_server, tmp_path):
     response = server.client.post("/models/oom/invoke", content=b"1,2,3,4", headers=CSV)
     assert response.status_code == 507
     assert "out of memory" in response.json()["error"]
+
+
+def test_the_framework_marker_wins_over_detection(server, root, tmp_path):
+    """A directory with both an sklearn and an XGBoost file: detection takes sklearn (first in
+    order); a FRAMEWORK file saying xgboost routes it to the XGBoost worker instead."""
+    import shutil
+
+    import xgboost
+
+    from models import data
+
+    X, y = data.classification(classes=2, seed=9)
+    booster = xgboost.train({"objective": "binary:logistic"}, xgboost.DMatrix(X, label=y), 5)
+    for name, marker in (("detected", None), ("marked", "xgboost\n"), ("badmark", "caffe\n")):
+        directory = root / f"both-{name}" / "model"
+        shutil.copytree(root / "m0" / "model", directory)
+        booster.save_model(directory / "xgboost-model.json")
+        if marker:
+            (directory / "FRAMEWORK").write_text(marker)
+    server.load("detected", root / "both-detected" / "model")
+    server.load("marked", root / "both-marked" / "model")
+    assert server.client.get("/models/detected").json()["framework"] == "sklearn"
+    assert server.client.get("/models/marked").json()["framework"] == "xgboost"
+    answer = server.client.post("/models/marked/invoke", content=b"1,2,3,4", headers=CSV)
+    np.testing.assert_allclose(answer.json(), booster.predict(xgboost.DMatrix(np.array([[1.0, 2, 3, 4]]))), rtol=1e-6)
+    refused = server.load("badmark", root / "both-badmark" / "model", expect=400)
+    assert "unknown framework 'caffe'" in refused.json()["error"]
+    for name in ("detected", "marked"):
+        server.client.delete(f"/models/{name}")

@@ -157,14 +157,7 @@ def _decode_json(body: bytes):
 
 
 def _decode_jsonlines(body: bytes):
-    records = []
-    for number, line in enumerate(body.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(orjson.loads(line))
-        except orjson.JSONDecodeError as err:
-            raise BadInput(f"JSON Lines record {number} is not valid JSON: {err}") from None
+    records = codecs.jsonlines_records(body)
     if len(records) == 1 and isinstance(records[0], dict) and ("periods" in records[0] or "period" in records[0]):
         return _horizon(records[0])
     return _frame(records, "the JSON Lines body")

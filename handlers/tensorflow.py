@@ -251,16 +251,7 @@ def _decode_json(body: bytes) -> Request:
 
 
 def _decode_jsonlines(body: bytes) -> Request:
-    instances = []
-    for number, line in enumerate(body.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            instances.append(orjson.loads(line))
-        except orjson.JSONDecodeError as err:
-            raise BadInput(f"JSON Lines record {number} is not valid JSON: {err}") from None
-    if not instances:
-        raise BadInput("JSON Lines body holds no records")
+    instances = codecs.jsonlines_records(body)
     if b'"b64"' in body:
         instances = _unb64(instances)
     return Request(_decode_value(instances, "JSON Lines body"))

@@ -124,8 +124,9 @@ def _as_response(result, accept: str | None, context: Context) -> tuple[bytes, s
     return bytes(body), content_type
 
 
-class UserHooks:
-    """The hooks a module defines, wrapped to take the context first."""
+class Hooks:
+    """The steps of a request: the hooks ``module`` defines (wrapped to take the context first),
+    the framework's own decode/predict/encode for the rest. ``module`` None: all the framework's."""
 
     def __init__(self, module, framework: Framework):
         found = {hook: getattr(module, hook) for hook in HOOKS if callable(getattr(module, hook, None))}
@@ -134,7 +135,6 @@ class UserHooks:
                 "code/inference.py defines transform_fn together with input_fn, predict_fn or output_fn; "
                 "define transform_fn alone or the other three"
             )
-        self.names = sorted(found)
         self.framework = framework
         wrapped = {hook: _with_context(fn) for hook, fn in found.items()}
         self.model_fn = wrapped.get("model_fn")

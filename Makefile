@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 EXAMPLES := models/build
 PORT ?= 8080
 
-.PHONY: setup examples run run-single test bench clean
+.PHONY: setup examples run run-single test lint fast bench clean
 
 # A virtualenv with the pinned runtime and dev sets; redone only when a requirements file changes.
 # scripts/install.sh is the images' install step too, so CI exercises the path the images take.
@@ -31,8 +31,16 @@ run: examples
 run-single: examples
 	MODEL_SERVER_MODEL_DIR=$(EXAMPLES)/sklearn-iris/model $(PY) -m server serve --host 127.0.0.1 --port $(PORT)
 
-test: setup
-	$(PY) -m pytest tests
+# Lint, types and the in-process tier take seconds; then every real-server test over HTTP.
+test: lint fast
+	$(PY) -m pytest tests --ignore=tests/fast
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+fast: setup
+	$(PY) -m pytest tests/fast -q
 
 bench: examples
 	$(PY) benchmarks/density.py

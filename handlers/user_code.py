@@ -8,11 +8,13 @@ and the sibling modules it imports are taken out of ``sys.modules`` again, so tw
 installed at load into a directory keyed by its content, shared by models that ask the same.
 """
 
+import ctypes
 import hashlib
 import importlib.util
 import inspect
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -42,6 +44,14 @@ def has_user_code(model_dir: Path, program: str) -> bool:
     return (code_dir(model_dir) / program).is_file()
 
 
+def _die_with_parent() -> None:
+    """In pip's child: SIGKILL when the worker dies, however it dies (Linux; elsewhere a no-op)."""
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def install_requirements(model_dir: Path, packages_root: Path) -> Path | None:
     """Install ``code/requirements.txt`` into ``packages_root/<sha256>``; cached by content."""
     requirements = code_dir(model_dir) / "requirements.txt"
@@ -56,7 +66,7 @@ def install_requirements(model_dir: Path, packages_root: Path) -> Path | None:
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input",
         "--target", str(partial), "-r", str(requirements),
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, preexec_fn=_die_with_parent)
     if result.returncode != 0:
         lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
         reason = next((line for line in reversed(lines) if "ERROR" in line), lines[-1] if lines else "pip failed")

@@ -119,6 +119,7 @@ class Settings:
     workers_per_framework: int
     worker_threads: int
     load_threads: int
+    load_timeout_seconds: float
     intra_op_threads: int
     memory_limit_bytes: int | None
     memory_headroom_bytes: int
@@ -174,6 +175,8 @@ class Settings:
             workers_per_framework=workers,
             worker_threads=_number(env, "MODEL_SERVER_WORKER_THREADS", 4, 1, 256),
             load_threads=_number(env, "MODEL_SERVER_LOAD_THREADS", 2, 1, 64),
+            # Well under the platform's 360 s, so that a stuck load frees its name while it waits.
+            load_timeout_seconds=_number(env, "MODEL_SERVER_LOAD_TIMEOUT_SECONDS", 180.0, 1.0, 3600.0, float),
             intra_op_threads=_number(env, "MODEL_SERVER_INTRA_OP_THREADS", max(1, cpus // workers), 1, 1024),
             memory_limit_bytes=memory_limit * 2**20 if memory_limit else None,
             memory_headroom_bytes=_number(env, "MODEL_SERVER_MEMORY_HEADROOM_MB", 256, 0, 2**20) * 2**20,

@@ -79,3 +79,11 @@ class MemoryBudget:
                 f"the machine has {available / 2**20:.0f} MB free"
             )
         return None
+
+    def overrun(self, pids: Iterable[int | str]) -> str | None:
+        """Why the processes now hold more than the budget allows, or None while they do not."""
+        used = tree_rss(pids) + self.reserved
+        allowed = self.limit - self.headroom
+        if used > allowed:
+            return f"{used / 2**20:.0f} MB in use, more than the {allowed / 2**20:.0f} MB allowed of {self.limit / 2**20:.0f} MB"
+        return None

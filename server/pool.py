@@ -140,13 +140,14 @@ class WorkerPool:
 
     async def _watch(self, worker: WorkerProcess, started: float) -> None:
         """Wait for a worker's death; then tell the listener and restart its slot."""
-        await worker.exited
+        await asyncio.shield(worker.exited)  # cancelling the watch must not cancel the worker's exit
         metrics.workers_running.labels(worker.framework).dec()
         if self.stopping:
             return
         log.error(
-            "worker %s (pid %s) died: %s; restarting it and reloading its %d model(s)",
-            worker.name, worker.pid, worker.exit_description(), len(worker.models),
+            "worker %s (pid %s) died: %s, while working on %s; restarting it and reloading its %d model(s)",
+            worker.name, worker.pid, worker.exit_description(),
+            ", ".join(sorted(map(repr, worker.died_with))) or "nothing", len(worker.models),
         )
         metrics.worker_restarts.labels(worker.framework).inc()
         self.listener.worker_died(worker)
@@ -193,8 +194,10 @@ class WorkerPool:
                 return
 
     async def stop(self) -> None:
+        """Stop every worker (each gets the grace to finish and is reaped with its process group),
+        then the pool's own tasks."""
         self.stopping = True
+        await asyncio.gather(*(w.stop() for w in self.workers.values()), return_exceptions=True)
         for task in list(self.tasks):
             task.cancel()
-        await asyncio.gather(*(w.stop() for w in self.workers.values()), return_exceptions=True)
         log.info("stopped %d worker(s)", len(self.workers))

@@ -44,6 +44,7 @@ class LoadRequest(Request):
 
 class UnloadRequest(Request):
     key: str
+    abandon_loads: NotRequired[bool]  # the front gives up on loads of this name still running
 
 
 class InvokeRequest(Request):

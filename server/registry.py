@@ -27,7 +27,7 @@ class ModelEntry:
     url: str
     path: Path
     framework: str
-    state: str = "loading"  # "loading" (first load or reload after a worker crash) or "ready"
+    state: str = "loading"  # "loading" (first load or reload after a worker crash), "ready" or "quarantined"
     worker: Any = None  # the WorkerProcess holding it, once loaded
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     failure: ServingError | None = None  # why the last load failed, for requests that waited on it
@@ -36,6 +36,7 @@ class ModelEntry:
     load_seconds: float = 0.0
     loaded_at: float = 0.0
     invocations: int = 0
+    deaths: list[float] = field(default_factory=list)  # when its worker died with it in flight (monotonic)
     last_invoked_at: float | None = None
 
     def describe(self) -> dict[str, Any]:

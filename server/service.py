@@ -28,6 +28,8 @@ from server.workers import WorkerDied, WorkerProcess
 log = logging.getLogger("service")
 
 SINGLE_MODEL_NAME = "model"
+QUARANTINE_DEATHS = 2  # deaths of its worker with a model in flight that quarantine it...
+QUARANTINE_WINDOW_SECONDS = 600.0  # ...within this long
 
 
 class ModelService:
@@ -156,7 +158,8 @@ class ModelService:
         return framework, directory_bytes(path)
 
     async def _load_on_worker(self, entry: ModelEntry, framework: Framework, worker: WorkerProcess | None = None) -> None:
-        """Check the budget, then load ``entry`` on ``worker`` (or the least-filled of its framework)."""
+        """Check the budget, load ``entry`` on ``worker`` (or the least-filled of its framework),
+        then check the budget again with what the load really took."""
         need = entry.estimate_bytes
         slot = 0
         if worker is None:
@@ -172,17 +175,59 @@ class ModelService:
                 worker = await self.pool.worker(framework.name, slot)
             worker.models.add(entry.name)  # counted at once, so parallel loads spread over slots
             try:
-                header, _ = await worker.call({"op": Op.LOAD, "key": entry.name, "path": str(entry.path)})
-            except WorkerDied as died:
+                header = await self._call_load(worker, entry)
+            except BaseException:
                 worker.models.discard(entry.name)
-                raise ServingError(f"the worker died while loading the model ({died.worker.exit_description()})", 500) from None
-            if header["status"] != 200:
-                worker.models.discard(entry.name)
-                raise failure_of(header, "the model failed to load")
+                raise
         finally:
             self.budget.reserved -= need
         entry.worker = worker
         entry.mark_ready(header.get("memory_bytes", 0), header.get("seconds", 0.0))
+        over = self.budget.overrun(self.pids())
+        if over:  # the model took far more than its files promised (a model_fn that allocates, say)
+            log.warning("%r took %.0f MB once loaded: over the memory budget, unloading it", entry.name,
+                        entry.memory_bytes / 2**20)
+            worker.models.discard(entry.name)
+            await self._release(worker, entry.name)
+            raise InsufficientMemory(f"the model took {entry.memory_bytes / 2**20:.0f} MB once loaded; {over}")
+
+    async def _call_load(self, worker: WorkerProcess, entry: ModelEntry) -> dict[str, Any]:
+        """The worker's answer to a load, within MODEL_SERVER_LOAD_TIMEOUT_SECONDS and a share of its
+        load threads. A load past its timeout is abandoned: its name is free again at once."""
+        timeout = self.settings.load_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                async with worker.load_slots:
+                    header, _ = await worker.call({"op": Op.LOAD, "key": entry.name, "path": str(entry.path)})
+        except TimeoutError:
+            if worker.alive:
+                self.spawn(worker.call({"op": Op.UNLOAD, "key": entry.name, "abandon_loads": True}), "abandon-load")
+            raise ServingError(
+                f"the model did not load within {timeout:g} s (MODEL_SERVER_LOAD_TIMEOUT_SECONDS); the load was abandoned",
+                504,
+            ) from None
+        except WorkerDied as died:
+            raise ServingError(f"the worker died while loading the model ({died.worker.exit_description()})", 500) from None
+        if header["status"] != 200:
+            raise self._memory_checked(failure_of(header, "the model failed to load"), loading=True)
+        return header
+
+    def _memory_checked(self, failure: ServingError, loading: bool) -> ServingError:
+        """A MemoryError in a worker is a 507 only when the budget really says no; otherwise the
+        model or request asked for more than can ever be had (a pickle claiming 1 PiB, an array of
+        2**40 rows), and the platform must not evict healthy models for it."""
+        if failure.status != 507 or self.budget.shortfall(0, self.pids()):
+            return failure
+        if loading:
+            return ServingError(f"the model failed to load: it asked for more memory than can be had ({failure.message})", 500)
+        return BadInput(f"the request needs more memory than can be had ({failure.message})")
+
+    async def _release(self, worker: WorkerProcess, name: str) -> None:
+        if worker.alive:
+            try:
+                await worker.call({"op": Op.UNLOAD, "key": name})
+            except WorkerDied:
+                pass  # its memory went with the worker
 
     async def unload(self, name: str) -> None:
         entry = self.registry.get(name)
@@ -197,11 +242,7 @@ class ModelService:
         worker = entry.worker
         worker.models.discard(name)
         metrics.loaded_models.labels(entry.framework).dec()
-        if worker.alive:
-            try:
-                await worker.call({"op": Op.UNLOAD, "key": name})
-            except WorkerDied:
-                pass  # its memory went with the worker
+        await self._release(worker, name)
         metrics.unloading_time.observe(time.perf_counter() - started)
         log.info("unloaded %r in %.3fs", name, time.perf_counter() - started)
 
@@ -215,17 +256,19 @@ class ModelService:
             raise NotFound("model is not loaded")
         timeout = self.settings.timeout_seconds
         started = time.perf_counter()
-        if entry.state != "ready":
+        if entry.state == "ready":
+            metrics.cache_hits.inc()
+        else:
             metrics.cache_misses.inc()
             try:
                 await asyncio.wait_for(entry.ready.wait(), timeout)
             except TimeoutError:
                 raise ServingError("the model is still loading; retry shortly", 503) from None
             metrics.loading_wait_time.observe(time.perf_counter() - started)
+            if entry.state == "quarantined" and entry.failure is not None:
+                raise entry.failure
             if entry.state != "ready":
                 raise NotFound("model is not loaded")
-        else:
-            metrics.cache_hits.inc()
         entry.invocations += 1
         entry.last_invoked_at = time.time()
         worker = entry.worker
@@ -236,7 +279,9 @@ class ModelService:
             reply, out = await worker.call(header, body, timeout=remaining)
             status = reply["status"]
             if status != 200:
-                raise failure_of(reply, "prediction failed")
+                failure = self._memory_checked(failure_of(reply, "prediction failed"), loading=False)
+                status = failure.status
+                raise failure
             return reply, out
         except TimeoutError:
             status = 504
@@ -254,14 +299,34 @@ class ModelService:
     # ------------------------------------------------------------------ the pool's news
 
     def worker_died(self, worker: WorkerProcess) -> None:
-        """Its models stay listed, as LOADING: requests to them wait for the reload."""
+        """Its models stay listed, as LOADING: requests to them wait for the reload. A model that
+        was being served or loaded when its worker died for the second time within
+        QUARANTINE_WINDOW_SECONDS is quarantined instead: not reloaded, answering a 500 that says
+        so until it is unloaded and loaded again, so that its neighbours stop paying for it."""
+        now = time.monotonic()
         for entry in self.registry.entries():
-            if entry.worker is worker:
-                entry.state = "loading"
-                entry.ready.clear()
+            if entry.worker is not worker:
+                continue
+            if entry.name in worker.died_with:
+                entry.deaths = [t for t in entry.deaths if now - t < QUARANTINE_WINDOW_SECONDS] + [now]
+                if len(entry.deaths) >= QUARANTINE_DEATHS:
+                    self._quarantine(entry, worker)
+                    continue
+            entry.state = "loading"
+            entry.ready.clear()
+
+    def _quarantine(self, entry: ModelEntry, worker: WorkerProcess) -> None:
+        entry.state = "quarantined"
+        entry.failure = ServingError(
+            f"this model was in flight each of the {len(entry.deaths)} times its worker died "
+            f"(last: {worker.exit_description()}); it is quarantined: unload it and load it again to retry", 500,
+        )
+        entry.ready.set()
+        metrics.quarantines.labels(entry.framework).inc()
+        log.error("quarantined %r: in flight at %d deaths of its %s worker", entry.name, len(entry.deaths), entry.framework)
 
     def worker_replaced(self, dead: WorkerProcess, worker: WorkerProcess) -> None:
-        orphans = [e for e in self.registry.entries() if e.worker is dead]
+        orphans = [e for e in self.registry.entries() if e.worker is dead and e.state == "loading"]
         self.spawn(self._reload(worker, orphans), f"reload-{worker.name}")
 
     async def _reload(self, worker: WorkerProcess, orphans: list[ModelEntry]) -> None:

@@ -45,6 +45,7 @@ def describe_returncode(code: int | None) -> str:
 
 class WorkerProcess:
     def __init__(self, config: WorkerConfig, slot: int, env: dict[str, str]):
+        self.load_slots = asyncio.Semaphore(config.load_threads)  # loads at once; a timed-out one frees its slot
         self.framework = config.framework
         self.slot = slot
         self.name = config.name
@@ -58,6 +59,8 @@ class WorkerProcess:
         self.import_seconds = 0.0
         self.models: set[str] = set()  # names of the models this worker holds
         self.unanswered: set[int] = set()  # ids sent and not answered, timed-out ones included
+        self.in_flight: dict[int, str] = {}  # id -> model name, of loads and invokes not answered
+        self.died_with: set[str] = set()  # the models it was working on when it died
 
     @property
     def pid(self) -> int | None:
@@ -73,6 +76,7 @@ class WorkerProcess:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "server.worker", self.config.to_json(), str(child.fileno()),
                 pass_fds=(child.fileno(),), cwd=PROJECT_ROOT, env=self.env, stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True,  # its own process group: what user code starts goes with it
             )
         finally:
             child.close()
@@ -95,6 +99,7 @@ class WorkerProcess:
                 header = parse_header(await reader.readexactly(header_len))
                 body = await reader.readexactly(body_len) if body_len else b""
                 self.unanswered.discard(header["id"])
+                self.in_flight.pop(header["id"], None)
                 future = self.pending.pop(header["id"], None)
                 if future is not None and not future.done():
                     future.set_result((header, body))
@@ -110,6 +115,11 @@ class WorkerProcess:
             except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)  # pip, or whatever else user code started
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.died_with = set(self.in_flight.values())
         pending, self.pending = self.pending, {}
         for future in pending.values():
             if not future.done():
@@ -133,6 +143,8 @@ class WorkerProcess:
         future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
         self.pending[request_id] = future
         self.unanswered.add(request_id)
+        if "key" in header and header["op"] != Op.UNLOAD:
+            self.in_flight[request_id] = header["key"]
         try:
             self.writer.writelines(pack({**header, "id": request_id}, body))
             if self.writer.transport.get_write_buffer_size() > 2**20:
@@ -145,6 +157,8 @@ class WorkerProcess:
             return await future
         finally:
             self.pending.pop(request_id, None)
+            if not self.alive or request_id not in self.unanswered:
+                self.in_flight.pop(request_id, None)
             if timer is not None:
                 timer.cancel()
 

@@ -203,17 +203,29 @@ def test_507_before_memory_runs_out(start_server, root, tmp_path):
     assert 'model_load_failures_total{code="507",framework="sklearn"} 1.0' in metrics
 
 
-def test_507_when_prediction_runs_out_of_memory(start_server, tmp_path):
+def test_a_memory_error_is_507_only_when_the_budget_says_no(start_server, tmp_path):
+    """A MemoryError with memory to spare is the request's fault (400): a 507 would make the
+    platform evict healthy models for nothing. Once the tree really holds more than the budget,
+    the same MemoryError is a 507."""
     code = """
+    import numpy as np
+    held = []
+
     def predict_fn(data, model):
+        if data[0][0] > 100:
+            held.append(np.ones(int(data[0][0]) * 2**20 // 8))  # really take that many MB, and keep it
         raise MemoryError("cannot allocate the batch")
     """
     sklearn_model(tmp_path / "oom" / "model", code=code)
-    server = start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=tmp_path)
+    server = start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=tmp_path,
+                          MODEL_SERVER_MEMORY_LIMIT_MB="700", MODEL_SERVER_MEMORY_HEADROOM_MB="0")
     server.load("oom", tmp_path / "oom" / "model")
     response = server.client.post("/models/oom/invoke", content=b"1,2,3,4", headers=CSV)
-    assert response.status_code == 507
-    assert "out of memory" in response.json()["message"]
+    assert response.status_code == 400, response.text
+    assert "more memory than can be had" in response.json()["message"]
+    response = server.client.post("/models/oom/invoke", content=b"800,2,3,4", headers=CSV)
+    assert response.status_code == 507, response.text
+    assert response.json()["type"] == "InsufficientMemoryException" and "out of memory" in response.json()["message"]
 
 
 def test_the_framework_marker_wins_over_detection(server, root, tmp_path):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from handlers import libsvm
 from handlers.base import Framework, files_in
 from handlers.codecs import as_rows
 from handlers.errors import BadInput, ModelLoadError, short
@@ -115,10 +116,12 @@ def setup(threads: int) -> None:
 def predict(model, data, context=None):
     import xgboost
 
-    rows = as_rows(data, model.num_features() or None)
+    expected = model.num_features() or None
+    # Sparse input (libsvm, sparse RecordIO) stays sparse: absent entries are missing values, as in a DMatrix.
+    rows = libsvm.widen(data, expected) if libsvm.is_sparse(data) else as_rows(data, expected).astype(np.float32, copy=False)
     try:
         # In-place prediction skips building a DMatrix, and is safe on several threads at once.
-        return model.inplace_predict(rows.astype(np.float32, copy=False), validate_features=False)
+        return model.inplace_predict(rows, validate_features=False)
     except (ValueError, TypeError, xgboost.core.XGBoostError) as err:
         raise BadInput(f"the model cannot predict on this input: {err}") from None
 

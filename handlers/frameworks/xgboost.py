@@ -117,13 +117,15 @@ def predict(model, data, context=None):
     import xgboost
 
     expected = model.num_features() or None
-    # Sparse input (libsvm, sparse RecordIO) stays sparse: absent entries are missing values, as in a DMatrix.
-    rows = libsvm.widen(data, expected) if libsvm.is_sparse(data) else as_rows(data, expected).astype(np.float32, copy=False)
     try:
+        if isinstance(data, xgboost.DMatrix):  # what an input_fn written for the AWS XGBoost container returns
+            return model.predict(data, validate_features=False)
+        # Sparse input (libsvm, sparse RecordIO) stays sparse: absent entries are missing values, as in a DMatrix.
+        rows = libsvm.widen(data, expected) if libsvm.is_sparse(data) else as_rows(data, expected).astype(np.float32, copy=False)
         # In-place prediction skips building a DMatrix, and is safe on several threads at once.
         return model.inplace_predict(rows, validate_features=False)
     except (ValueError, TypeError, xgboost.core.XGBoostError) as err:
-        raise BadInput(f"the model cannot predict on this input: {err}") from None
+        raise BadInput(f"the model cannot predict on this input: {short(err)}") from None
 
 
 FRAMEWORK = Framework(

@@ -253,3 +253,29 @@ def test_multi_model_failure_is_at_load_model(start_server, s3, moto, models, tm
     rows, labels = rows_and_labels()
     assert server.client.post("/models/own/invoke", content=csv(rows), headers=CSV).json() == (labels - 1000).tolist()
     assert np.all(labels >= 0)
+
+
+def test_multi_model_archive_path_serves_files_no_framework_recognises(start_server, tmp_path):
+    """The AWS scikit-learn container's multi-model suite's setup: SAGEMAKER_SUBMIT_DIRECTORY a plain
+    path to a tar.gz, SAGEMAKER_PROGRAM=script.py, models that are a pickle named ``sklearn-model``
+    which only the script's model_fn can load (the plain-Python worker serves them)."""
+    import pickle
+
+    script = (
+        "import os, pickle\n\n"
+        "def model_fn(model_dir):\n"
+        "    with open(os.path.join(model_dir, 'sklearn-model'), 'rb') as f:\n"
+        "        return pickle.load(f)\n"
+    )
+    (tmp_path / "user_code.tar.gz").write_bytes(tarball({"script.py": script}))
+    model, X = classifier()
+    for name in ("pickled-model-1", "pickled-model-2"):
+        (tmp_path / "models" / name).mkdir(parents=True)
+        (tmp_path / "models" / name / "sklearn-model").write_bytes(pickle.dumps(model))
+    server = start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=tmp_path / "models", SAGEMAKER_PROGRAM="script.py",
+                          SAGEMAKER_SUBMIT_DIRECTORY=tmp_path / "user_code.tar.gz", MODEL_SERVER_PACKAGES_DIR=tmp_path / "packages")
+    for name in ("pickled-model-1", "pickled-model-2"):
+        assert server.client.post("/models", json={"model_name": name, "url": name}).status_code == 200
+        assert server.client.get(f"/models/{name}").json()["framework"] == "python"
+        answer = server.client.post(f"/models/{name}/invoke", content=csv(X[:2]), headers=CSV)
+        assert answer.status_code == 200 and answer.json() == model.predict(X[:2]).tolist(), answer.text

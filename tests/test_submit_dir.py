@@ -115,7 +115,7 @@ def s3(moto, sources):
     client.put_object(Bucket=BUCKET, Key="job/source/sourcedir.tar.gz", Body=tarball(sources))
     client.put_object(Bucket=BUCKET, Key="notatar.tar.gz", Body=b"this is no archive")
     client.put_object(Bucket=BUCKET, Key="escape.tar.gz", Body=tarball({"../evil.py": "x = 1"}))
-    client.put_object(Bucket=BUCKET, Key="absolute.tar.gz", Body=tarball({"/tmp/evil.py": "x = 1"}))
+    client.put_object(Bucket=BUCKET, Key="absolute.tar.gz", Body=tarball({"/abs/evil.py": "x = 1"}))
     client.put_object(Bucket=BUCKET, Key="linkout.tar.gz", Body=tarball({"serve.py": "x = 1"}, links={"data": "../../etc"}))
     client.put_object(Bucket=BUCKET, Key="device.tar.gz", Body=tarball({"serve.py": "x = 1"}, device="null"))
     client.put_object(Bucket=BUCKET, Key="noprogram.tar.gz", Body=tarball({"other.py": "x = 1"}))
@@ -217,7 +217,7 @@ def expect_start_failure(start_server, env: dict, words: str) -> None:
     ("https://example.com/sourcedir.tar.gz", "expected s3://bucket/key (a tar.gz), file://path or a local path"),
     ("s3://sdk-bucket/notatar.tar.gz", "is not a readable tar.gz archive"),
     ("s3://sdk-bucket/escape.tar.gz", "archive member '../evil.py' would land outside the code directory"),
-    ("s3://sdk-bucket/absolute.tar.gz", "archive member '/tmp/evil.py' would land outside"),
+    ("s3://sdk-bucket/absolute.tar.gz", "archive member '/abs/evil.py' would land outside"),
     ("s3://sdk-bucket/linkout.tar.gz", "archive member 'data' links outside the code directory (../../etc)"),
     ("s3://sdk-bucket/device.tar.gz", "archive member 'null' is a device or other special file"),
     ("s3://sdk-bucket/noprogram.tar.gz", "holds no serve.py (SAGEMAKER_PROGRAM)"),

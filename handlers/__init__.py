@@ -28,11 +28,13 @@ def get(name: str) -> Framework:
     return framework
 
 
-def detect(model_dir: Path, explicit: str | None = None, program: str = "inference.py") -> tuple[Framework, Path | None]:
+def detect(model_dir: Path, explicit: str | None = None, program: str = "inference.py",
+           shared_code: Path | None = None) -> tuple[Framework, Path | None]:
     """Which framework serves ``model_dir``, and the artifact it will load.
 
     The marker file, then ``explicit`` (MODEL_SERVER_FRAMEWORK), then the files themselves, then
-    plain Python when only the user's ``code/<program>`` can load the model.
+    plain Python when only the user's ``code/<program>`` (or ``shared_code``'s, the fetched
+    SAGEMAKER_SUBMIT_DIRECTORY) can load the model.
     """
     marker = model_dir / MARKER_FILE
     if marker.is_file():
@@ -45,7 +47,7 @@ def detect(model_dir: Path, explicit: str | None = None, program: str = "inferen
         artifact = framework.find(model_dir)
         if artifact is not None:
             return framework, artifact
-    if (model_dir / "code" / program).is_file():
+    if (model_dir / "code" / program).is_file() or (shared_code is not None and (shared_code / program).is_file()):
         return get(FALLBACK), None
     found = [p.name for p in files_in(model_dir)][:10] or ["no files"]
     expected = sorted({pattern for name in FRAMEWORKS for pattern in get(name).patterns})

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from handlers import libsvm, recordio
 from handlers.errors import BadInput, NotAcceptable, UnsupportedContentType
 
 JSON = "application/json"
@@ -18,18 +19,20 @@ CSV = "text/csv"
 NPY = "application/x-npy"
 NPZ = "application/x-npz"
 JSONLINES = "application/jsonlines"
+LIBSVM, RECORDIO = libsvm.CONTENT_TYPE, recordio.CONTENT_TYPE  # the AWS XGBoost and built-in algorithm types
 
 _ALIASES = {
     "application/x-jsonlines": JSONLINES,
     "application/jsonl": JSONLINES,
     "application/x-ndjson": JSONLINES,
     "text/json": JSON,
+    **libsvm.ALIASES,
 }
 
 Decoded = Any  # an array, or a dict of named arrays
 
-DECODABLE = (JSON, CSV, NPY, NPZ, JSONLINES)
-ENCODABLE = (JSON, CSV, NPY, JSONLINES)
+DECODABLE = (JSON, CSV, NPY, NPZ, JSONLINES, LIBSVM, RECORDIO)
+ENCODABLE = (JSON, CSV, NPY, JSONLINES, RECORDIO)
 
 
 def media_type(content_type: str | None) -> str:
@@ -180,6 +183,8 @@ _DECODERS = {
     NPY: _decode_npy,
     NPZ: _decode_npz,
     JSONLINES: _decode_jsonlines,
+    LIBSVM: libsvm.decode,
+    RECORDIO: recordio.decode,
 }
 
 
@@ -244,7 +249,7 @@ def _encode_npy(prediction: Any) -> bytes:
     return out.getvalue()
 
 
-_ENCODERS = {JSON: _encode_json, CSV: _encode_csv, NPY: _encode_npy, JSONLINES: _encode_jsonlines}
+_ENCODERS = {JSON: _encode_json, CSV: _encode_csv, NPY: _encode_npy, JSONLINES: _encode_jsonlines, RECORDIO: recordio.encode}
 
 
 

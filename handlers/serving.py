@@ -49,16 +49,19 @@ class ServedModel:
         return framework.encode(prediction, accept, context)
 
 
-def load(model_dir: Path, framework_name: str, default_accept: str, program: str, packages_root: Path) -> ServedModel:
-    """Load the model in ``model_dir`` with the framework the front chose for it, and its user code.
+def load(model_dir: Path, framework_name: str, default_accept: str, program: str, packages_root: Path,
+         shared_code: Path | None = None) -> ServedModel:
+    """Load the model in ``model_dir`` with the framework the front chose for it, and its user code:
+    its own ``code/``, else ``shared_code`` (SAGEMAKER_SUBMIT_DIRECTORY).
 
     A user's ``model_fn`` wins over the framework's loader even when the files are recognised.
     """
     framework = handlers.get(framework_name)
     module = None
-    if user_code.has_user_code(model_dir, program):
-        packages = user_code.install_requirements(model_dir, packages_root)
-        module = user_code.import_user_module(model_dir, program, packages)
+    code = user_code.code_for(model_dir, program, shared_code)
+    if code is not None:
+        packages = user_code.install_requirements(model_dir, packages_root, code)
+        module = user_code.import_user_module(model_dir, program, packages, code)
     hooks = user_code.find_hooks(module)
     if hooks.model_fn is not None:
         model = hooks.model_fn(Context(str(model_dir), default_accept), str(model_dir))

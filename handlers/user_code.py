@@ -52,9 +52,17 @@ def _die_with_parent() -> None:
         pass
 
 
-def install_requirements(model_dir: Path, packages_root: Path) -> Path | None:
-    """Install ``code/requirements.txt`` into ``packages_root/<sha256>``; cached by content."""
-    requirements = code_dir(model_dir) / "requirements.txt"
+def code_for(model_dir: Path, program: str, shared: Path | None = None) -> Path | None:
+    """The directory of the code serving ``model_dir``: its own ``code/`` when that holds
+    ``program``, else ``shared`` (SAGEMAKER_SUBMIT_DIRECTORY, fetched) when that does, else None."""
+    if has_user_code(model_dir, program):
+        return code_dir(model_dir)
+    return shared if shared is not None and (shared / program).is_file() else None
+
+
+def install_requirements(model_dir: Path, packages_root: Path, code: Path | None = None) -> Path | None:
+    """Install ``code/requirements.txt`` (or ``code``'s) into ``packages_root/<sha256>``; cached by content."""
+    requirements = (code or code_dir(model_dir)) / "requirements.txt"
     if not requirements.is_file():
         return None
     digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:24]
@@ -80,13 +88,15 @@ def install_requirements(model_dir: Path, packages_root: Path) -> Path | None:
     return target
 
 
-def import_user_module(model_dir: Path, program: str, packages: Path | None) -> ModuleType:
-    """Import ``code/<program>`` under a name of its own, isolated from other models' code."""
-    path = code_dir(model_dir) / program
+def import_user_module(model_dir: Path, program: str, packages: Path | None, code: Path | None = None) -> ModuleType:
+    """Import ``code/<program>`` (or ``code``'s) under a name of its own for ``model_dir``, isolated
+    from other models' code, even from other models served by the same ``code``."""
+    code = code or code_dir(model_dir)
+    path = code / program
     name = "user_code_" + hashlib.sha256(str(model_dir).encode()).hexdigest()[:16]
     with import_lock:
         before = set(sys.modules)
-        extra = [str(code_dir(model_dir))] + ([str(packages)] if packages else [])
+        extra = [str(code)] + ([str(packages)] if packages else [])
         sys.path[:0] = extra
         try:
             spec = importlib.util.spec_from_file_location(name, path)
@@ -98,7 +108,7 @@ def import_user_module(model_dir: Path, program: str, packages: Path | None) -> 
             del sys.path[: len(extra)]
             if packages and str(packages) not in sys.path:
                 sys.path.append(str(packages))  # for imports the hooks make later, at request time
-            code_root = str(code_dir(model_dir))
+            code_root = str(code)
             for added in set(sys.modules) - before:
                 origin = getattr(sys.modules[added], "__file__", None) or ""
                 if origin.startswith(code_root):

@@ -4,6 +4,7 @@ import argparse
 import logging
 import sys
 
+from server import submit_dir
 from server.config import ConfigError, Settings
 from server.logs import setup_logging
 
@@ -31,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {err}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, "front")
+    try:
+        settings = submit_dir.prepare(settings)  # SAGEMAKER_SUBMIT_DIRECTORY, fetched before any worker starts
+    except ConfigError as err:
+        print(f"configuration error: {err}", file=sys.stderr)
+        return 2
     import uvicorn
 
     from server.app import build_app

@@ -132,6 +132,14 @@ class Settings:
     fpmath_mode: str | None = None
     # MODEL_SERVER_ACCEL_REPORT: log the acceleration report (server.acceleration) at start.
     accel_report: bool = False
+    # SAGEMAKER_SUBMIT_DIRECTORY: the SDK's code delivery (s3://.../sourcedir.tar.gz, file://..., a local
+    # path), and where boto3 finds S3 for it (AWS_REGION / AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_S3 /
+    # AWS_ENDPOINT_URL); server.submit_dir fetches it at start and fills in one of the two after.
+    submit_directory: str | None = None
+    aws_region: str | None = None
+    s3_endpoint_url: str | None = None
+    submit_dir: Path | None = None  # the local directory holding the fetched code
+    submit_error: tuple[int, str] | None = None  # multi-model mode: (status, message) of a failed fetch
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> "Settings":
@@ -192,4 +200,7 @@ class Settings:
             log_level=log_level.upper(),
             fpmath_mode=fpmath_mode(env),
             accel_report=_bool(env, "MODEL_SERVER_ACCEL_REPORT", False),
+            submit_directory=_get(env, "SAGEMAKER_SUBMIT_DIRECTORY"),
+            aws_region=_get(env, "AWS_REGION") or _get(env, "AWS_DEFAULT_REGION"),
+            s3_endpoint_url=_get(env, "AWS_ENDPOINT_URL_S3") or _get(env, "AWS_ENDPOINT_URL"),
         )

@@ -93,6 +93,7 @@ class WorkerPool:
             program=settings.program,
             intra_op_threads=settings.intra_op_threads,
             packages_root=str(settings.packages_root),
+            submit_dir=str(settings.submit_dir) if settings.submit_dir else None,
         )
 
     # ------------------------------------------------------------------ queries

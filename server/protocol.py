@@ -97,6 +97,7 @@ class WorkerConfig:
     program: str
     intra_op_threads: int
     packages_root: str
+    submit_dir: str | None = None  # SAGEMAKER_SUBMIT_DIRECTORY fetched: the code of models without code/
 
     def to_json(self) -> str:
         return orjson.dumps(asdict(self)).decode()

@@ -17,7 +17,7 @@ from typing import Any
 import handlers
 from handlers.base import Framework
 from handlers.errors import BadInput, Conflict, InsufficientMemory, NotFound, ServingError
-from server import acceleration, metrics
+from server import acceleration, metrics, submit_dir
 from server.config import Settings
 from server.memory import MemoryBudget, directory_bytes, tree_rss
 from server.pool import WorkerPool
@@ -164,7 +164,7 @@ class ModelService:
         return entry
 
     def _inspect(self, path: Path) -> tuple[Framework, int]:
-        framework, _ = handlers.detect(path, self.settings.framework, self.settings.program)
+        framework, _ = handlers.detect(path, self.settings.framework, self.settings.program, submit_dir.shared_code(self.settings, path))
         return framework, directory_bytes(path)
 
     async def _add_replica(self, entry: ModelEntry, framework: Framework, slot: int) -> WorkerProcess:

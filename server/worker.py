@@ -132,7 +132,8 @@ class Worker:
             self.loading.setdefault(key, set()).add(header["id"])
         try:
             served = serving.load(
-                Path(header["path"]), config.framework, config.default_accept, config.program, Path(config.packages_root)
+                Path(header["path"]), config.framework, config.default_accept, config.program, Path(config.packages_root),
+                Path(config.submit_dir) if config.submit_dir else None,
             )
         finally:
             with self.models_lock:

@@ -200,5 +200,6 @@ def worker_environment(intra_op_threads: int, fpmath_mode: str | None, environ: 
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow C++ INFO/WARNING start-up banners; errors still log
     if fpmath_mode is not None:
         env["DNNL_DEFAULT_FPMATH_MODE"] = env["ONEDNN_DEFAULT_FPMATH_MODE"] = fpmath_mode
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    # compat/: the AWS containers' script modules (sagemaker_containers, sagemaker_xgboost_container) for user code.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), str(PROJECT_ROOT / "compat"), env.get("PYTHONPATH")]))
     return env

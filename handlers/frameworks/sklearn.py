@@ -7,6 +7,7 @@ import importlib
 import sys
 from pathlib import Path
 
+from handlers import libsvm
 from handlers.base import Framework, first_match
 from handlers.codecs import as_rows
 from handlers.errors import BadInput
@@ -51,8 +52,10 @@ def load(artifact: Path):
 
 
 def predict(model, data, context=None):
-    """``predict``; for a transformer (a preprocessing step of a pipeline), ``transform``."""
-    rows = as_rows(data, getattr(model, "n_features_in_", None))
+    """``predict``; for a transformer (a preprocessing step of a pipeline), ``transform``.
+    Sparse input (libsvm, sparse RecordIO) is made dense: not every estimator takes sparse rows."""
+    expected = getattr(model, "n_features_in_", None)
+    rows = as_rows(libsvm.dense(data, expected), expected)
     method = model.predict if hasattr(model, "predict") else model.transform
     try:
         return method(rows)

@@ -1,0 +1,5 @@
+"""Training only (see the package docstring)."""
+
+from _model_server_compat import training_only
+
+__getattr__ = training_only(__name__)

@@ -54,9 +54,13 @@ class ServerProcess:
             stdout=self.log_file, stderr=subprocess.STDOUT,
         )
         self.client = httpx.Client(base_url=self.url, timeout=timeout)
-        self.wait_listening()
-        if wait_ready:
-            self.wait_ping()
+        try:
+            self.wait_listening()
+            if wait_ready:
+                self.wait_ping()
+        except BaseException:  # a server that never came up must not outlive its caller either
+            self.stop(grace=5)
+            raise
 
     @property
     def pid(self) -> int:
@@ -83,7 +87,8 @@ class ServerProcess:
         raise RuntimeError(f"/ping did not turn 200 within {timeout}s:\n{self.log()}")
 
     def log(self) -> str:
-        self.log_file.flush()
+        if not self.log_file.closed:
+            self.log_file.flush()
         return self.log_path.read_text(errors="replace")
 
     def descendants(self) -> list[psutil.Process]:

@@ -56,6 +56,10 @@ SERVERS = ("ours", "mms", "mlserver", "torchserve", "starlette", "raw")
 MB = 2**20
 
 
+NOT_SERVED = ("–: not served. multi-model-server and TorchServe start worker processes per model (~290 and ~600 MB RSS "
+              "each here), so they run the hot models only; multi-model-server and MLServer are set up without PyTorch.")
+
+
 def cases(clients: list[int]) -> list[tuple[str, int]]:
     table = [(case, c) for case in ("sklearn", "xgboost", "many-uniform", "many-zipf") for c in clients]
     return table + [("torch", 1), ("torch", max(clients))]
@@ -226,7 +230,7 @@ def main() -> None:
         work = Path(tmp)
         hot, many = build(work / "models", args.models)
         servers = make_servers(args, work / "servers", work / "models")
-        measured, live, rounds, labels, ours = {}, [], [], [], []
+        measured, live, rounds, labels, ours, load_averages = {}, [], [], [], [], []
         try:
             for server in servers:
                 try:
@@ -256,6 +260,7 @@ def main() -> None:
                             result[(server.label, case, c)] = figure
                 ratios(result, ours, others, rows)
                 rounds.append(result)
+                load_averages.append((load_before, os.getloadavg()[0]))
                 print(f"\n== round {index + 1} of {args.rounds} (load average {load_before:.2f} -> {os.getloadavg()[0]:.2f})"
                       f" req/s (p50 / p99 ms)\n{table(result, labels, ours, rows)}", flush=True)
         finally:
@@ -265,9 +270,9 @@ def main() -> None:
     print(f"\n== memory and model loading (peers: {args.peer_workers} workers per model)\n{memory_table(measured)}")
     if rounds:
         print(f"\n== median over {len(rounds)} rounds: req/s (p50 / p99 ms) and ours / each\n"
-              f"{table(median_of(rounds), labels, ours, rows)}")
+              f"{table(median_of(rounds), labels, ours, rows)}\n{NOT_SERVED}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "measured": measured,
+    args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "measured": measured, "load_averages": load_averages,
                                      "rounds": [{"|".join(map(str, k)): v for k, v in r.items()} for r in rounds]},
                                     indent=1))
     print(f"\n(all figures also in {args.json.relative_to(ROOT) if args.json.is_relative_to(ROOT) else args.json})")

@@ -32,7 +32,7 @@ the model of each request drawn uniformly and by Zipf's law; a small TorchScript
 order rotating each round), and the ratios (ours / each other server) are taken inside each
 round, so that a noisy neighbour on the shared machine hits both sides of a ratio alike. The
 tables print each round and the median over rounds. Sizes: ``--rounds 1 --duration 2
---models 50`` is a quick run (~5 minutes once the venvs exist); the defaults take ~25 minutes.
+--models 50`` is a quick run (~5 minutes once the venvs exist); the defaults 20 to 30 minutes.
 """
 
 import argparse

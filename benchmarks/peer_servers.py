@@ -21,8 +21,8 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.density import free_port
 from benchmarks.peer_models import Model
+from harness.server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ROW = [0.5, -1.2, 3.3, 0.1]
@@ -32,10 +32,10 @@ THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THRE
 
 
 def start_ours(env: dict, log_path: Path):
-    """Our server in multi-model mode: the one place it is started (repoint here when launchers unify)."""
-    from tests.conftest import Server
+    """Our server in multi-model mode, through the launcher tests and benchmarks share."""
+    from harness.server import ServerProcess
 
-    return Server(env, log_path)
+    return ServerProcess(env, log_path)
 
 
 class Peer:

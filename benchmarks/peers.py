@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import peer_venvs, wrk  # noqa: E402
-from benchmarks.density import tree_memory  # noqa: E402
+from harness.server import tree_memory  # noqa: E402
 from benchmarks.peer_models import build  # noqa: E402
 from benchmarks.peer_servers import MMS, Floor, MLServer, Ours, TorchServe  # noqa: E402
 
@@ -116,7 +116,7 @@ def setup_and_measure(server, hot: dict, many: list, args) -> dict:
     if not server.loads:
         return result
     rss0, pss0 = tree_memory(server.pid)
-    result["first_load_s"] = {kind: timed(lambda: server.load(hot[kind])) for kind in sorted(server.kinds)}
+    result["first_load_s"] = {kind: timed(lambda kind=kind: server.load(hot[kind])) for kind in sorted(server.kinds)}
     rss1, pss1 = tree_memory(server.pid)
     loads = [timed(lambda model=model: server.load(model)) for model in added]
     rss2, pss2 = tree_memory(server.pid)

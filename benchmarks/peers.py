@@ -48,9 +48,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import peer_venvs, wrk  # noqa: E402
-from harness.server import tree_memory  # noqa: E402
 from benchmarks.peer_models import build  # noqa: E402
 from benchmarks.peer_servers import MMS, Floor, MLServer, Ours, TorchServe  # noqa: E402
+from harness.server import tree_memory  # noqa: E402
 
 SERVERS = ("ours", "mms", "mlserver", "torchserve", "starlette", "raw")
 MB = 2**20

@@ -128,6 +128,9 @@ class Settings:
     fpmath_mode: str | None = None
     # MODEL_SERVER_ACCEL_REPORT: log the acceleration report (server.acceleration) at start.
     accel_report: bool = False
+    # MODEL_SERVER_MAX_DECODED_FACTOR: a request body may decode to at most this many times the
+    # payload limit (a zip bomb or an NPY header claiming petabytes is a 413 or 400, not an OOM).
+    max_decoded_factor: float = 4.0
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> "Settings":
@@ -181,4 +184,5 @@ class Settings:
             log_level=log_level.upper(),
             fpmath_mode=fpmath_mode(env),
             accel_report=_bool(env, "MODEL_SERVER_ACCEL_REPORT", False),
+            max_decoded_factor=_number(env, "MODEL_SERVER_MAX_DECODED_FACTOR", 4.0, 1.0, 1024.0, float),
         )

@@ -92,6 +92,7 @@ class WorkerPool:
             program=settings.program,
             intra_op_threads=settings.intra_op_threads,
             packages_root=str(settings.packages_root),
+            max_decoded_bytes=int(settings.max_payload_bytes * settings.max_decoded_factor),
         )
 
     # ------------------------------------------------------------------ queries

@@ -96,6 +96,7 @@ class WorkerConfig:
     program: str
     intra_op_threads: int
     packages_root: str
+    max_decoded_bytes: int = 4 * 6 * 2**20  # handlers.codecs.set_decoded_limit: what a body may decode to
 
     def to_json(self) -> str:
         return orjson.dumps(asdict(self)).decode()

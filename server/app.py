@@ -6,6 +6,7 @@ here, and every failure leaves as ``{"code": N, "type": "...", "message": "..."}
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
@@ -23,6 +24,10 @@ from server.service import SINGLE_MODEL_NAME, ModelService
 log = logging.getLogger("front")
 Endpoint = Callable[[Request], Awaitable[Response]]
 FORWARDED = ("content-type", "accept")  # and every X-Amzn-* header: the rest stays in the front
+# Response headers that frame the message are the server's: one set by user code would break it.
+FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer"})
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # no CR, LF or other controls; Latin-1 only
 
 
 def json_response(value: object, status: int = 200) -> Response:
@@ -31,6 +36,20 @@ def json_response(value: object, status: int = 200) -> Response:
 
 def error_response(err: ServingError) -> Response:
     return json_response(err.body(), err.status)
+
+
+def carried_headers(headers: dict[str, str] | None) -> dict[str, str]:
+    """The response headers of a model (its user code's ``context.set_response_header``) that
+    HTTP can carry. A CR/LF would split the response (uvicorn then drops the connection), a
+    Content-Length would contradict the body: such headers are dropped, and logged."""
+    carried = {}
+    for name, value in (headers or {}).items():
+        if not isinstance(name, str) or not isinstance(value, str) or not _TOKEN.fullmatch(name) \
+                or not _FIELD_VALUE.fullmatch(value) or name.lower() in FRAMING:
+            log.warning("dropped response header %r set by the model: not a header HTTP can carry", name)
+            continue
+        carried[name] = value
+    return carried
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -71,7 +90,10 @@ def build_app(settings: Settings, service: ModelService | None = None) -> Starle
         body = await read_body(request, settings.max_payload_bytes)
         headers = {k: v for k, v in request.headers.items() if k in FORWARDED or k.startswith("x-amzn-")}
         reply, out = await service.invoke(name, body, headers)
-        return Response(out, 200, headers=reply.get("headers"), media_type=reply.get("content_type"))
+        content_type = reply.get("content_type")
+        if content_type is not None and not (isinstance(content_type, str) and _FIELD_VALUE.fullmatch(content_type)):
+            raise ServingError("the model answered with a Content-Type that HTTP cannot carry", 500)
+        return Response(out, 200, headers=carried_headers(reply.get("headers")), media_type=content_type)
 
     async def invocations(request: Request) -> Response:
         if settings.multi_model:
@@ -155,5 +177,6 @@ def build_app(settings: Settings, service: ModelService | None = None) -> Starle
         lifespan=lifespan,
         exception_handlers={ServingError: serving_error, HTTPException: http_error, Exception: unexpected_error},
     )
+    app.router.redirect_slashes = False  # /ping/ is a 404 JSON, not a redirect echoing the client's Host
     app.state.service = service
     return app

@@ -4,10 +4,15 @@ broken answer 400/413 before anything is allocated, LoadModel urls the filesyste
 idle or slow connections cannot keep ``/ping`` from answering."""
 
 import io
+import resource
+import socket
+import time
 import zipfile
 from pathlib import Path
 
+import httpx
 import numpy as np
+import orjson
 import pytest
 
 from tests.builders import sklearn_model
@@ -155,3 +160,99 @@ def test_load_urls_the_filesystem_chokes_on(server, root):
         assert_error(server.load("m", url, expect=None), status, words)
     assert_error(server.client.post("/models", content=b'{"model_name": "m", "url": "\\udcff"}'), 400, "JSON")
     assert server.client.get("/models/m").status_code == 404
+
+
+# ---------------------------------------------------------------------------------- 9.10
+
+
+def raw_exchange(server, request: bytes, timeout: float = 15) -> tuple[float, bytes]:
+    """Send raw bytes, read until the server closes: (seconds it took, everything it sent)."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return time.monotonic() - started, b"".join(chunks)
+
+
+def json_error(raw: bytes, status: int) -> dict:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()), raw[:200]
+    assert b"content-type: application/json" in head.lower()
+    answer = orjson.loads(body)
+    assert answer["code"] == status
+    return answer
+
+
+def test_headers_user_code_cannot_carry_are_dropped(server):
+    response = invoke(server, b"[[1, 2, 3, 4]]", "application/json", "bad-header")
+    assert response.status_code == 200, response.text
+    assert response.headers["x-fine"] == "kept"
+    assert "x-evil" not in response.headers and "set-cookie" not in response.headers
+    assert response.json() and int(response.headers["content-length"]) == len(response.content)
+
+
+@pytest.mark.parametrize("path", ["/ping/", "/models/", "/models/plain/", "/execution-parameters/"])
+def test_trailing_slash_is_404_json_not_a_redirect(server, path):
+    response = server.client.get(path, headers={"Host": "evil.example"})
+    assert "location" not in response.headers
+    assert_error(response, 404, "no such route")
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GARBAGE\r\n\r\n",
+    b"GET /ping HTTP/9.9\r\n\r\n",
+    b"GET /ping HTTP/1.1\r\nBad Header: x\r\n\r\n",
+    b"GET /ping HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS hello on the plain port
+])
+def test_malformed_requests_get_json_400(server, request_bytes):
+    _, raw = raw_exchange(server, request_bytes)
+    assert "malformed" in json_error(raw, 400)["message"]
+
+
+def test_oversized_headers_are_431(server):
+    _, raw = raw_exchange(server, b"GET /ping HTTP/1.1\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n")
+    json_error(raw, 431)
+
+
+# ---------------------------------------------------------------------------------- 9.9
+
+
+def test_headers_that_never_finish_are_408(server):
+    took, raw = raw_exchange(server, b"POST /models/plain/invoke HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n")
+    assert "request headers took over" in json_error(raw, 408)["message"]
+    assert 9 < took < 14, took
+
+
+def ping_seconds(server) -> float:
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 200 ")
+    return time.monotonic() - started
+
+
+def test_idle_and_slow_connections_cannot_starve_ping(start_server, root):
+    """200 connections hanging on (half saying nothing, half stuck in their headers) against a
+    front limited to 128 descriptors: /ping still answers at once, and so does a model."""
+    server = start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=root)
+    server.load("plain", "plain")
+    resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (128, 128))
+    hanging, timings = [], []
+    try:
+        for _ in range(3):
+            for index in range(200):
+                sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+                if index % 2:
+                    sock.sendall(b"POST /models/plain/invoke HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                hanging.append(sock)
+            timings.append(ping_seconds(server))
+        assert max(timings) < 2, timings
+        response = httpx.post(f"{server.url}/models/plain/invoke", content=b"1,2,3,4", headers={"Content-Type": "text/csv"})
+        assert response.status_code == 200, response.text
+    finally:
+        for sock in hanging:
+            sock.close()
+    assert server.client.get("/ping").status_code == 200

@@ -3,16 +3,26 @@
 The same five types the AWS framework toolkits speak (CONTRACT.md §5–6). Media-type parameters
 (``; charset=utf-8``) are ignored for matching. NumPy bodies are read with pickling disabled:
 a request body is untrusted and must never make the server run code.
+
+Nor may it make the server allocate more than it sent, give or take a stated factor: what a
+body decodes to is capped at ``decoded_limit()`` bytes (MODEL_SERVER_MAX_DECODED_FACTOR times
+the payload limit, handed to each worker by the front), checked against the sizes a body
+declares before anything of that size is allocated. A body over the cap is a 413; one whose
+declared sizes do not match its bytes is a 400.
 """
 
 import io
-from typing import Any
+import math
+import struct
+import zipfile
+import zlib
+from typing import IO, Any
 
 import numpy as np
 import orjson
 
 from handlers import libsvm, recordio
-from handlers.errors import BadInput, NotAcceptable, UnsupportedContentType
+from handlers.errors import BadInput, NotAcceptable, ServingError, UnsupportedContentType
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -35,6 +45,19 @@ DECODABLE = (JSON, CSV, NPY, NPZ, JSONLINES, LIBSVM, RECORDIO)
 ENCODABLE = (JSON, CSV, NPY, JSONLINES, RECORDIO)
 
 
+DEFAULT_DECODED_LIMIT = 4 * 6 * 2**20  # the default factor times the default 6 MiB payload limit
+_decoded_limit = [DEFAULT_DECODED_LIMIT]
+
+
+def set_decoded_limit(limit: int) -> None:
+    """Set this process's cap on decoded input, in bytes (a worker does it once at start)."""
+    _decoded_limit[0] = limit
+
+
+def decoded_limit() -> int:
+    return _decoded_limit[0]
+
+
 def media_type(content_type: str | None) -> str:
     """The bare, lower-case media type of a Content-Type value, aliases folded."""
     bare = (content_type or "").split(";", 1)[0].strip().lower()
@@ -55,12 +78,42 @@ def decode(body: bytes, content_type: str | None) -> Decoded:
         )
     if not body:
         raise BadInput("request body is empty")
-    return decoder(body)
+    try:
+        return decoder(body)
+    except MemoryError:  # the caps make this unlikely; it is still the body's size, not the budget
+        raise BadInput(f"the {kind} body decodes to more than can be allocated") from None
 
 
-def rectangular(rows: Any, what: str, binary: bool = False) -> np.ndarray:
+def _string_bytes(rows: Any) -> int:
+    """What ``np.asarray(rows)`` would allocate if ``rows`` holds strings: NumPy makes every
+    element as wide as the longest string (4 bytes a character), and a number among strings
+    32 characters wide. 0 when ``rows`` holds no strings (numbers take at most 8 bytes each,
+    which the body's own few bytes a number already bound)."""
+    try:
+        if b'"' not in orjson.dumps(rows):
+            return 0
+    except TypeError:  # bytes values (TF Serving's b64 inputs): count them
+        pass
+    leaves, widest, numbers, stack = 0, 0, False, [rows]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+            continue
+        leaves += 1
+        if isinstance(item, (str, bytes)):
+            widest = max(widest, len(item))
+        else:
+            numbers = True
+    return leaves * 4 * max(widest, 32 if numbers else 1)
+
+
+def rectangular(rows: Any, what: str, binary: bool = False, strings: bool = True) -> np.ndarray:
     """``rows`` as one array of numbers or strings; 400 naming ``what`` when ragged or mixed.
-    ``binary``: bytes values are allowed too (TF Serving's ``{"b64": ...}`` inputs)."""
+    ``binary``: bytes values are allowed too (TF Serving's ``{"b64": ...}`` inputs).
+    ``strings``: False when the caller knows there are none (its body has no ``"``)."""
+    if strings:
+        _claim(_string_bytes(rows), np.dtype(np.uint8), decoded_limit(), what)
     try:
         array = np.asarray(rows)
     except ValueError as err:  # ragged nesting
@@ -91,7 +144,7 @@ def _decode_json(body: bytes) -> Decoded:
         if not value:
             raise BadInput("JSON body is an empty object")
         return {name: rectangular(item, f"JSON field {name!r}") for name, item in value.items()}
-    return rectangular(value, "JSON body")
+    return rectangular(value, "JSON body", strings=b'"' in body)
 
 
 def as_rows(data: Any, expected: int | None) -> np.ndarray:
@@ -124,7 +177,7 @@ def jsonlines_records(body: bytes) -> list[Any]:
 
 
 def _decode_jsonlines(body: bytes) -> np.ndarray:
-    return rectangular(jsonlines_records(body), "JSON Lines body")
+    return rectangular(jsonlines_records(body), "JSON Lines body", strings=b'"' in body)
 
 
 def _decode_csv(body: bytes) -> np.ndarray:
@@ -141,35 +194,129 @@ def _decode_csv(body: bytes) -> np.ndarray:
     return array
 
 
-def _load_numpy(body: bytes) -> Any:
+# NumPy bodies are read here rather than by ``np.load``, which allocates whatever shape a header
+# claims before reading a byte of data (an 8-byte header can ask for petabytes) and inflates a
+# zip member to any size: every header is checked against the bytes really there and against
+# the decoded cap before anything is allocated.
+_NPY_VERSIONS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+_CHUNK = 1 << 20
+# ``numpy.savez`` writes stored members, ``savez_compressed`` deflated ones; deflate is the one
+# method zipfile inflates in bounded steps (bzip2 and LZMA inflate a whole read at once).
+_NPZ_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+MAX_NPZ_ARRAYS = 1024
+# What zipfile, zlib and the NPY header parser raise on bytes that are not what they claim.
+_ARCHIVE_ERRORS = (
+    zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError,
+    OSError, ValueError, KeyError, TypeError, SyntaxError, OverflowError, struct.error,
+)
+
+
+def _npy_header(stream: IO[bytes], what: str) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """The shape, Fortran order and dtype an NPY header declares; 400 when it is not one."""
     try:
-        return np.load(io.BytesIO(body), allow_pickle=False)
-    except ValueError as err:
-        if "allow_pickle" in str(err):
-            raise BadInput("NumPy body holds pickled Python objects, which are refused") from None
-        raise BadInput(f"body is not a NumPy file: {err}") from None
-    except (OSError, EOFError) as err:
-        raise BadInput(f"body is not a NumPy file: {err}") from None
+        version = np.lib.format.read_magic(stream)
+    except ValueError:
+        raise BadInput(f"{what} is not a NumPy .npy array (it does not start with \\x93NUMPY)") from None
+    reader = _NPY_VERSIONS.get(version)
+    if reader is None:
+        raise BadInput(f"{what} is NPY version {version[0]}.{version[1]}; versions 1.0 and 2.0 are read")
+    try:
+        shape, fortran, dtype = reader(stream)
+    except _ARCHIVE_ERRORS + (RecursionError, MemoryError) as err:
+        raise BadInput(f"{what} has an unreadable NPY header: {err}") from None
+    if dtype.hasobject:
+        raise BadInput(f"{what} holds pickled Python objects, which are refused")
+    if any(dim < 0 for dim in shape):
+        raise BadInput(f"{what} declares a negative dimension: {shape}")
+    return shape, fortran, dtype
+
+
+def _claim(count: int, dtype: np.dtype[Any], budget: int, what: str) -> None:
+    """413 when ``count`` elements of ``dtype`` would pass the decoded cap (a zero-size dtype
+    still costs a byte an element, so a huge shape of nothing is refused too)."""
+    need = count * max(dtype.itemsize, 1)
+    if need > budget:
+        raise ServingError(
+            f"{what} decodes to {need} bytes, over the {decoded_limit()}-byte cap on decoded input "
+            "(MODEL_SERVER_MAX_DECODED_FACTOR times the payload limit)",
+            413,
+        )
+
+
+def _shaped(flat: np.ndarray, shape: tuple[int, ...], fortran: bool) -> np.ndarray:
+    return flat.reshape(shape[::-1]).transpose() if fortran else flat.reshape(shape)
 
 
 def _decode_npy(body: bytes) -> np.ndarray:
-    array = _load_numpy(body)
-    if not isinstance(array, np.ndarray):
-        raise BadInput("NPY body holds an archive; send it as application/x-npz")
-    return array
+    if body.startswith(b"PK"):
+        raise BadInput("NPY body holds a zip archive; send it as application/x-npz")
+    stream = io.BytesIO(body)
+    shape, fortran, dtype = _npy_header(stream, "NPY body")
+    count = math.prod(shape)
+    offset = stream.tell()
+    if count * dtype.itemsize > len(body) - offset:
+        raise BadInput(
+            f"NPY header declares shape {shape} of {dtype} ({count * dtype.itemsize} bytes); "
+            f"the body holds {len(body) - offset}"
+        )
+    _claim(count, dtype, decoded_limit(), "NPY body")
+    if count == 0 or dtype.itemsize == 0:
+        return np.empty(shape, dtype, order="F" if fortran else "C")
+    flat = np.frombuffer(body, dtype, count=count, offset=offset)
+    return _shaped(flat, shape, fortran).copy(order="K")  # writable, and not holding the body
+
+
+def _read_member(stream: Any, size: int, budget: int, what: str) -> np.ndarray:
+    """One NPZ member (``stream``: zipfile's reader of it), read in bounded chunks into an array
+    sized by its checked header."""
+    shape, fortran, dtype = _npy_header(stream, what)
+    count = math.prod(shape)
+    _claim(count, dtype, budget, what)
+    nbytes = count * dtype.itemsize
+    if nbytes != size - stream.tell():  # exactly, so that the read ends at the member's end and its CRC is checked
+        raise BadInput(f"{what} declares shape {shape} of {dtype} ({nbytes} bytes); it holds {size - stream.tell()}")
+    if count == 0 or dtype.itemsize == 0:
+        return np.empty(shape, dtype, order="F" if fortran else "C")
+    flat = np.empty(count, dtype)
+    view = flat.view(np.uint8).data
+    done = 0
+    while done < nbytes:
+        got = stream.readinto(view[done : done + _CHUNK])
+        if not got:
+            raise BadInput(f"{what} is truncated: {done} of {nbytes} bytes")
+        done += got
+    return _shaped(flat, shape, fortran)
 
 
 def _decode_npz(body: bytes) -> Decoded:
-    archive = _load_numpy(body)
-    if isinstance(archive, np.ndarray):
-        raise BadInput("NPZ body holds a single array; send it as application/x-npy")
-    with archive:
-        try:
-            arrays = {name: archive[name] for name in archive.files}
-        except ValueError as err:
-            if "allow_pickle" in str(err):
-                raise BadInput("NPZ body holds pickled Python objects, which are refused") from None
-            raise BadInput(f"NPZ body is unreadable: {err}") from None
+    if body.startswith(b"\x93NUMPY"):
+        raise BadInput("NPZ body holds a single NPY array; send it as application/x-npy")
+    if not body.startswith(b"PK"):
+        raise BadInput("NPZ body is not a zip archive")
+    # Every central-directory entry starts with this signature: an upper bound on the members,
+    # checked before zipfile builds an object per entry.
+    if body.count(b"PK\x01\x02") > MAX_NPZ_ARRAYS:
+        raise BadInput(f"NPZ body holds more than {MAX_NPZ_ARRAYS} arrays")
+    budget = decoded_limit()
+    arrays = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(body)) as archive:
+            members = archive.infolist()
+            for info in members:
+                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                what = f"NPZ member {name!r}"
+                if info.flag_bits & 0x1:
+                    raise BadInput(f"{what} is encrypted")
+                if info.compress_type not in _NPZ_METHODS:
+                    raise BadInput(f"{what} is compressed with zip method {info.compress_type}; "
+                                   "numpy.savez and savez_compressed write stored or deflated members")
+                with archive.open(info) as stream:
+                    array = _read_member(stream, info.file_size, budget, what)
+                budget -= max(array.nbytes, array.size)
+                arrays[name] = array
+    except _ARCHIVE_ERRORS as err:
+        cause = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        raise BadInput(f"NPZ body is not a readable archive ({cause})") from None
     if not arrays:
         raise BadInput("NPZ body holds no arrays")
     if len(arrays) == 1:
@@ -206,14 +353,20 @@ def _plain(prediction: Any) -> Any:
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
+def _json_default(value: Any) -> Any:
+    """What orjson cannot write itself, as plain Python: arrays of strings or exotic dtypes,
+    non-contiguous arrays, NumPy scalars inside lists or dicts."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"a prediction of type {type(value).__name__} cannot be written as JSON")
+
+
 def _json_bytes(value: Any) -> bytes:
     if isinstance(value, np.generic):  # a bare NumPy scalar (int64 from onnxruntime, say)
         value = value.item()
-    try:
-        return orjson.dumps(value, option=_JSON_OPTIONS)
-    except TypeError:
-        # Non-contiguous arrays, exotic dtypes, scalars inside lists: go through plain Python values.
-        return orjson.dumps(np.asarray(value).tolist(), option=_JSON_OPTIONS)
+    return orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS)
 
 
 def _encode_json(prediction: Any) -> bytes:

@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from server.app import build_app
+    from server.connections import body_timeout, guarded_protocol
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        # httptools, with bounds on connections waiting on their clients (server.connections)
+        http=guarded_protocol(body_timeout(settings.max_payload_bytes)),
         access_log=False,
         log_config=None,
         timeout_keep_alive=75,  # longer than the platform's idle connection timeout

@@ -140,6 +140,9 @@ class Settings:
     s3_endpoint_url: str | None = None
     submit_dir: Path | None = None  # the local directory holding the fetched code
     submit_error: tuple[int, str] | None = None  # multi-model mode: (status, message) of a failed fetch
+    # MODEL_SERVER_MAX_DECODED_FACTOR: a request body may decode to at most this many times the
+    # payload limit (a zip bomb or an NPY header claiming petabytes is a 413 or 400, not an OOM).
+    max_decoded_factor: float = 4.0
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> "Settings":
@@ -203,4 +206,5 @@ class Settings:
             submit_directory=_get(env, "SAGEMAKER_SUBMIT_DIRECTORY"),
             aws_region=_get(env, "AWS_REGION") or _get(env, "AWS_DEFAULT_REGION"),
             s3_endpoint_url=_get(env, "AWS_ENDPOINT_URL_S3") or _get(env, "AWS_ENDPOINT_URL"),
+            max_decoded_factor=_number(env, "MODEL_SERVER_MAX_DECODED_FACTOR", 4.0, 1.0, 1024.0, float),
         )

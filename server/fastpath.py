@@ -8,6 +8,7 @@ which keeps the rest of the contract (and the 404s of the wrong mode).
 """
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -27,6 +28,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 FORWARDED = (b"content-type", b"accept")  # and every X-Amzn-* header: the rest stays in the front
 MODELS, INVOKE = "/models/", "/invoke"
+# Response headers that frame the message are the server's: one set by user code would break it.
+FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer"})
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # no CR, LF or other controls; Latin-1 only
 
 
 class InvokeFastPath:
@@ -64,6 +69,9 @@ class InvokeFastPath:
                     headers[key.decode("latin-1")] = value.decode("latin-1")
             body = await read_body(receive, length, self.settings.max_payload_bytes)
             reply, out = await self.service.invoke(name, body, headers)
+            content_type = reply.get("content_type") or "application/octet-stream"
+            if not (isinstance(content_type, str) and _FIELD_VALUE.fullmatch(content_type)):
+                raise ServingError("the model answered with a Content-Type that HTTP cannot carry", 500)
         except ServingError as err:
             await respond(send, err.status, orjson.dumps(err.body()), "application/json")
             return
@@ -72,7 +80,7 @@ class InvokeFastPath:
             failure = ServingError(f"internal error: {type(err).__name__}", 500)
             await respond(send, 500, orjson.dumps(failure.body()), "application/json")
             return
-        await respond(send, 200, out, reply.get("content_type") or "application/octet-stream", reply.get("headers"))
+        await respond(send, 200, out, content_type, carried_headers(reply.get("headers")))
 
 
 async def read_body(receive: Receive, length: bytes | None, limit: int) -> bytes:
@@ -97,12 +105,22 @@ async def read_body(receive: Receive, length: bytes | None, limit: int) -> bytes
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def carried_headers(headers: dict[str, str] | None) -> dict[str, str]:
+    """The response headers of a model (its user code's ``context.set_response_header``) that
+    HTTP can carry. A CR/LF would split the response (uvicorn then drops the connection), a
+    Content-Length would contradict the body: such headers are dropped, and logged."""
+    carried = {}
+    for name, value in (headers or {}).items():
+        if not isinstance(name, str) or not isinstance(value, str) or not _TOKEN.fullmatch(name) \
+                or not _FIELD_VALUE.fullmatch(value) or name.lower() in FRAMING:
+            log.warning("dropped response header %r set by the model: not a header HTTP can carry", name)
+            continue
+        carried[name] = value
+    return carried
+
+
 async def respond(send: Send, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
     headers = [(b"content-type", content_type.encode("latin-1")), (b"content-length", str(len(body)).encode())]
-    for key, value in (extra or {}).items():
-        if "\r" in value or "\n" in value or "\r" in key or "\n" in key:
-            log.warning("dropped response header %r set by the model: it holds a line break", key)
-            continue
-        headers.append((key.encode("latin-1"), value.encode("latin-1")))
+    headers += [(key.encode("latin-1"), value.encode("latin-1")) for key, value in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -94,6 +94,7 @@ class WorkerPool:
             intra_op_threads=settings.intra_op_threads,
             packages_root=str(settings.packages_root),
             submit_dir=str(settings.submit_dir) if settings.submit_dir else None,
+            max_decoded_bytes=int(settings.max_payload_bytes * settings.max_decoded_factor),
         )
 
     # ------------------------------------------------------------------ queries

@@ -98,6 +98,7 @@ class WorkerConfig:
     intra_op_threads: int
     packages_root: str
     submit_dir: str | None = None  # SAGEMAKER_SUBMIT_DIRECTORY fetched: the code of models without code/
+    max_decoded_bytes: int = 4 * 6 * 2**20  # handlers.codecs.set_decoded_limit: what a body may decode to
 
     def to_json(self) -> str:
         return orjson.dumps(asdict(self)).decode()

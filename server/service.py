@@ -115,16 +115,24 @@ class ModelService:
     # ------------------------------------------------------------------ load / unload
 
     def _resolve(self, url: object, inside_root: bool) -> Path:
+        """The model directory ``url`` names. A url the filesystem cannot resolve (a symlink
+        loop, a name over the system's limits, text it cannot encode) is the client's: 400."""
         if not isinstance(url, str) or not url or "\x00" in url:
             raise BadInput("url must be a non-empty path string")
         root = self.settings.models_root.resolve()
-        path = (root / url).resolve() if inside_root else Path(url).resolve()
-        if inside_root and path != root and root not in path.parents:
-            raise BadInput("url is not inside the models root")
-        if not path.exists():
-            raise NotFound("url does not exist", type="ResourceNotFoundException")
-        if not path.is_dir():
-            raise NotFound("url is not a directory", type="ResourceNotFoundException")
+        try:
+            path = (root / url).resolve() if inside_root else Path(url).resolve()
+            if inside_root and path != root and root not in path.parents:
+                raise BadInput("url is not inside the models root")
+            if not path.exists():
+                raise NotFound("url does not exist", type="ResourceNotFoundException")
+            if not path.is_dir():
+                raise NotFound("url is not a directory", type="ResourceNotFoundException")
+        except RuntimeError:  # Path.resolve on a symlink loop (Python 3.11)
+            raise BadInput("url is a symlink loop") from None
+        except (OSError, ValueError) as err:  # ELOOP, ENAMETOOLONG, EACCES; unencodable text
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
+            raise BadInput(f"url cannot be resolved: {reason}") from None
         return path
 
     async def load(self, name: object, url: object, inside_root: bool = True) -> ModelEntry:

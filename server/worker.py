@@ -233,6 +233,7 @@ def main() -> None:
     import handlers
 
     framework = handlers.get(config.framework)
+    handlers.codecs.set_decoded_limit(config.max_decoded_bytes)
     for module in framework.imports:
         importlib.import_module(module)
     if framework.setup is not None:

@@ -132,4 +132,5 @@ def build_app(settings: Settings, service: ModelService | None = None) -> ASGIAp
         lifespan=lifespan,
         exception_handlers={ServingError: serving_error, HTTPException: http_error, Exception: unexpected_error},
     )
+    app.router.redirect_slashes = False  # /ping/ is a 404 JSON, not a redirect echoing the client's Host
     return InvokeFastPath(app, settings, service)

@@ -128,6 +128,9 @@ class Settings:
     fpmath_mode: str | None = None
     # MODEL_SERVER_ACCEL_REPORT: log the acceleration report (server.acceleration) at start.
     accel_report: bool = False
+    # Dynamic batching defaults (handlers.batching; a model's batching.json overrides them).
+    batch_max_size: int = 32
+    batch_max_delay_ms: float = 0.0
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> "Settings":
@@ -181,4 +184,6 @@ class Settings:
             log_level=log_level.upper(),
             fpmath_mode=fpmath_mode(env),
             accel_report=_bool(env, "MODEL_SERVER_ACCEL_REPORT", False),
+            batch_max_size=_number(env, "MODEL_SERVER_BATCH_MAX_SIZE", 32, 1, 1_000_000),
+            batch_max_delay_ms=_number(env, "MODEL_SERVER_BATCH_MAX_DELAY_MS", 0.0, 0.0, 10_000.0, float),
         )

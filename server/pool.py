@@ -92,6 +92,7 @@ class WorkerPool:
             program=settings.program,
             intra_op_threads=settings.intra_op_threads,
             packages_root=str(settings.packages_root),
+            batching={"max_batch_size": settings.batch_max_size, "max_delay_ms": settings.batch_max_delay_ms},
         )
 
     # ------------------------------------------------------------------ queries

@@ -12,7 +12,7 @@ their shapes are the TypedDicts below, which mypy checks on both sides. Every re
 
 import struct
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, NotRequired, TypedDict
 
@@ -70,6 +70,7 @@ class UnloadReply(Reply):
 class InvokeReply(Reply):
     content_type: NotRequired[str]
     headers: NotRequired[dict[str, str]]
+    batch: NotRequired[int]  # how many requests shared this one's predict call (handlers.batching)
 
 
 class PingReply(Reply):
@@ -96,6 +97,7 @@ class WorkerConfig:
     program: str
     intra_op_threads: int
     packages_root: str
+    batching: dict[str, float] = field(default_factory=dict)  # max_batch_size, max_delay_ms: handlers.batching
 
     def to_json(self) -> str:
         return orjson.dumps(asdict(self)).decode()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from handlers import rows
 from handlers.base import Framework, files_in
 from handlers.codecs import as_rows
 from handlers.errors import BadInput
@@ -79,4 +80,5 @@ FRAMEWORK = Framework(
     imports=("xgboost",),
     setup=setup,
     patterns=("xgboost-model", "*.json (XGBoost)", "*.ubj", "*.bst"),
+    batch=rows.BatchSpec(rows=lambda model, data, context: rows.table(data, model.num_features() or None)),
 )

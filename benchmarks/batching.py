@@ -12,10 +12,15 @@ Printed per network and client count: req/s, p50 and p99 of each mode, the batch
 ratio of req/s and of p50 (median over rounds). Targets: >= 3x req/s at 32 clients, p50 at 1
 client unchanged (ratio ~1.0). ``--threads`` is MODEL_SERVER_WORKER_THREADS: a batch can only
 hold requests that have a worker thread (see the module docstring of handlers/batching.py).
+
+``--in-process 4,16,32`` measures the worker's side alone instead (decode, predict, encode from
+that many threads in this process, no front): what batching can give once the front's cost is
+out of the way. Run it with ``OMP_NUM_THREADS`` set to the cores, as the workers get it.
 """
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -90,6 +95,50 @@ def build(root: Path) -> None:
                 (target / "batching.json").write_text(json.dumps({"enabled": False}))
 
 
+def _rate(served, body: bytes, threads: int, seconds: float) -> float:
+    """Requests per second of ``threads`` threads invoking ``served`` for ``seconds``."""
+    import threading
+    import time
+
+    done = [0] * threads
+    stop = time.perf_counter() + seconds
+
+    def loop(index: int) -> None:
+        while time.perf_counter() < stop:
+            served.invoke(body, {"content-type": "application/json"})
+            done[index] += 1
+
+    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sum(done) / seconds
+
+
+def in_process(root: Path, networks: list[str], threads: list[int], seconds: float) -> None:
+    """The worker's side alone: ``ServedModel.invoke`` (decode, predict, encode) called from N
+    threads at once, as the worker's threads call it, without the front or the socket."""
+    import handlers
+    from handlers import serving
+
+    cpus = len(os.sched_getaffinity(0))
+    body = json.dumps(np.random.default_rng(1).normal(size=(1, LAYERS[0])).round(4).tolist()).encode()
+    print(f"\nin process (no front): MLP {'-'.join(map(str, LAYERS))}, {seconds:g} s per point, intra-op threads {cpus}")
+    print(f"{'network':8} {'threads':>7} | {'unbatched req/s':>15} | {'batched req/s':>13} | {'x req/s':>7}")
+    for network in networks:
+        framework = handlers.get(network)
+        if framework.setup is not None:
+            framework.setup(cpus)
+        for count in threads:
+            rates = {}
+            for mode in MODES:
+                served = serving.load(root / f"{network}-{mode}", network, "application/json", "inference.py", root)
+                rates[mode] = _rate(served, body, count, seconds)
+            print(f"{network:8} {count:>7} | {rates['unbatched']:>15,.0f} | {rates['batched']:>13,.0f} | "
+                  f"{rates['batched'] / rates['unbatched']:>7.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5)
@@ -98,6 +147,8 @@ def main() -> None:
     parser.add_argument("--clients", default="1,32")
     parser.add_argument("--networks", default=",".join(NETWORKS))
     parser.add_argument("--hidden", type=int, default=256, help="width of the two hidden layers")
+    parser.add_argument("--in-process", default=None, metavar="THREADS",
+                        help="instead: the worker's side alone, from these thread counts (e.g. 4,16,32)")
     args = parser.parse_args()
     LAYERS[1:3] = [args.hidden, args.hidden]
     clients = [int(c) for c in args.clients.split(",")]
@@ -106,6 +157,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "models"
         build(root)
+        if args.in_process:
+            in_process(root, networks, [int(t) for t in args.in_process.split(",")], args.seconds)
+            return
         env = {"SAGEMAKER_MULTI_MODEL": "true", "MODEL_SERVER_MODELS_ROOT": root, "MODEL_SERVER_LOG_LEVEL": "WARNING"}
         if args.threads:
             env["MODEL_SERVER_WORKER_THREADS"] = args.threads

@@ -1,10 +1,13 @@
 """Dynamic batching: concurrent requests to one model merged into one predict call.
 
-Opportunistic by default: a request that finds no batch of its kind running is predicted at
-once, alone, exactly as without batching, so a lone request never waits. Requests that arrive
-while a predict of their kind (the same ``Rows.key``) runs queue up behind it, and when it ends
-the oldest of them leads the next batch with every queued request that fits (``max_batch_size``
-rows in all). ``max_delay_ms`` above 0 makes a leader wait that long for company before
+Opportunistic by default: a request that finds fewer than ``concurrency`` predicts of its kind
+(the same ``Rows.key``) running is predicted at once, alone, exactly as without batching, so a
+lone request never waits. Requests that arrive while that many run queue up behind them, and
+when one ends the oldest queued request leads the next batch with every queued request that
+fits (``max_batch_size`` rows in all). ``concurrency`` is 2 by default: one predict at a time
+would serialise requests whose predict leaves a core idle (a small network's call is mostly
+overhead, and the other core would wait), while two keep both cores of a small instance busy and
+still merge everything that queues behind them. ``max_delay_ms`` above 0 makes a leader wait that long for company before
 predicting: more rows per batch, at that much latency to each batch's first request.
 
 The worker's threads (leader/followers in ``server.worker``) call ``Batcher.predict`` from
@@ -16,7 +19,8 @@ does not keep one row per input row is not batched again.
 
 Settings: ``MODEL_SERVER_BATCH_MAX_SIZE`` (1 turns batching off) and
 ``MODEL_SERVER_BATCH_MAX_DELAY_MS`` for every model, and per model ``batching.json`` in its
-directory: ``{"enabled": true, "max_batch_size": 32, "max_delay_ms": 0}``, each key optional.
+directory: ``{"enabled": true, "max_batch_size": 32, "max_delay_ms": 0, "concurrency": 2}``,
+each key optional.
 """
 
 import logging
@@ -39,7 +43,9 @@ log = logging.getLogger("batching")
 SETTINGS_FILE = "batching.json"
 MAX_BATCH_SIZE = 32
 MAX_DELAY_MS = 0.0
-LIMITS = {"max_batch_size": (1, 1_000_000), "max_delay_ms": (0.0, 10_000.0)}
+CONCURRENCY = 2
+LIMITS = {"max_batch_size": (1, 1_000_000), "max_delay_ms": (0.0, 10_000.0), "concurrency": (1, 1024)}
+WHOLE = ("max_batch_size", "concurrency")
 
 Predict = Callable[[Any, Context], Any]
 
@@ -51,6 +57,7 @@ class BatchSettings:
     max_batch_size: int = MAX_BATCH_SIZE
     max_delay_ms: float = MAX_DELAY_MS
     enabled: bool | None = None
+    concurrency: int = CONCURRENCY  # predicts of one kind running at once before requests queue
 
 
 def settings(model_dir: Path, defaults: Mapping[str, float] | None = None) -> BatchSettings:
@@ -78,7 +85,7 @@ def settings(model_dir: Path, defaults: Mapping[str, float] | None = None) -> Ba
         if name not in value:
             continue
         number = value[name]
-        whole = name == "max_batch_size"
+        whole = name in WHOLE
         if isinstance(number, bool) or not isinstance(number, int if whole else (int, float)) or not low <= number <= high:
             kind = "a whole number" if whole else "a number"
             raise ModelLoadError(f"{SETTINGS_FILE}: {name!r} must be {kind} from {low:g} to {high:g}; got {number!r}")
@@ -113,9 +120,12 @@ class Batcher:
         self.max_delay = config.max_delay_ms / 1000
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)  # a leader waiting out max_delay_ms listens here
-        self.queues: dict[Hashable, deque[_Request]] = {}  # keys with a batch running -> requests queued behind it
+        self.concurrency = config.concurrency
+        self.running: dict[Hashable, int] = {}  # key -> predicts of that kind under way
+        self.queues: dict[Hashable, deque[_Request]] = {}  # key -> requests queued behind them
+        self.gathering: dict[Hashable, int] = {}  # key -> leaders waiting out max_delay_ms: newcomers join them
         self.enabled = True
-        # Counted under the lock, for the log and for whoever asks (``ServedModel.batch_stats``).
+        # Merged predict calls and the requests they answered (under the lock).
         self.batches = 0
         self.batched_requests = 0
 
@@ -126,12 +136,12 @@ class Batcher:
             return self.run_alone(data, context), 1
         request = _Request(rows, data, context)
         with self.lock:
-            queue = self.queues.get(rows.key)
-            if queue is None:
-                self.queues[rows.key] = deque()
+            running = self.running.get(rows.key, 0)
+            if running < self.concurrency and not self.gathering.get(rows.key):
+                self.running[rows.key] = running + 1
                 request.outcome = LEAD
             else:
-                queue.append(request)
+                self.queues.setdefault(rows.key, deque()).append(request)
                 self.arrived.notify()
         if request.outcome != LEAD:
             request.woken.wait()
@@ -157,7 +167,7 @@ class Batcher:
         batch, rows = [leader], leader.rows.count
         deadline = time.monotonic() + self.max_delay
         with self.lock:
-            queue = self.queues[leader.rows.key]
+            queue = self.queues.setdefault(leader.rows.key, deque())
             while True:
                 while queue and rows + queue[0].rows.count <= self.max_rows:
                     request = queue.popleft()
@@ -166,7 +176,14 @@ class Batcher:
                 left = deadline - time.monotonic()
                 if queue or rows >= self.max_rows or left <= 0:
                     return batch
-                self.arrived.wait(left)
+                key = leader.rows.key
+                self.gathering[key] = self.gathering.get(key, 0) + 1
+                try:
+                    self.arrived.wait(left)
+                finally:
+                    self.gathering[key] -= 1
+                    if not self.gathering[key]:
+                        del self.gathering[key]
 
     def _lead(self, leader: _Request) -> None:
         """Predict a batch led by ``leader``, hand the lead to the next queued request, wake the batch."""
@@ -175,12 +192,16 @@ class Batcher:
             self._run(batch)
         finally:
             with self.lock:
-                queue = self.queues[leader.rows.key]
+                key = leader.rows.key
+                queue = self.queues.get(key)
                 following = queue.popleft() if queue else None
-                if following is None:
-                    del self.queues[leader.rows.key]
+                if following is not None:
+                    following.outcome = LEAD  # the lead passes on: as many predicts run as before
                 else:
-                    following.outcome = LEAD
+                    self.queues.pop(key, None)
+                    self.running[key] -= 1
+                    if not self.running[key]:
+                        del self.running[key]
             if following is not None:
                 following.woken.set()
             for request in batch[1:]:

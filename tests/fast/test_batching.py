@@ -53,6 +53,7 @@ def test_batching_json_overrides_the_server_defaults(tmp_path):
         ('{"max_batch_size": 2.5}', "'max_batch_size' must be a whole number"),
         ('{"max_delay_ms": -1}', "'max_delay_ms' must be a number"),
         ('{"enabled": "yes"}', '"enabled" must be true or false'),
+        ('{"concurrency": 0}', "'concurrency' must be a whole number"),
         ('{"batch": 4}', "unknown key(s) batch"),
         ("{", "not valid JSON"),
     ],

@@ -14,6 +14,7 @@ from typing import Any
 from handlers import codecs
 from handlers.context import Context
 from handlers.errors import ModelLoadError
+from handlers.rows import BatchSpec
 
 
 def default_decode(body: bytes, content_type: str | None, context: Context) -> Any:
@@ -58,6 +59,8 @@ class Framework:
     # Called once in the worker after the imports with its intra-op thread count, so that the
     # framework's thread pools together use each core once.
     setup: Callable[[int], None] | None = None
+    # How concurrent requests merge into one predict call (``handlers.batching``); None: they never do.
+    batch: BatchSpec | None = None
 
 
 def files_in(model_dir: Path) -> list[Path]:

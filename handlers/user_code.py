@@ -160,6 +160,8 @@ class UserHooks:
     predict_fn: Hook | None = None
     output_fn: Hook | None = None
     transform_fn: Hook | None = None
+    # ``batchable = True`` in the module: its predict_fn may be given several requests' rows at once.
+    batchable: bool = False
 
 
 def find_hooks(module: ModuleType | None) -> UserHooks:
@@ -170,7 +172,8 @@ def find_hooks(module: ModuleType | None) -> UserHooks:
             "code/inference.py defines transform_fn together with input_fn, predict_fn or output_fn; "
             "define transform_fn alone or the other three"
         )
-    return UserHooks(**{hook: _with_context(fn) for hook, fn in found.items()})
+    hooks = {hook: _with_context(fn) for hook, fn in found.items()}
+    return UserHooks(**hooks, batchable=getattr(module, "batchable", False) is True)
 
 
 def body_for_user(body: bytes, content_type: str | None) -> str | bytes:

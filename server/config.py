@@ -143,6 +143,9 @@ class Settings:
     # MODEL_SERVER_MAX_DECODED_FACTOR: a request body may decode to at most this many times the
     # payload limit (a zip bomb or an NPY header claiming petabytes is a 413 or 400, not an OOM).
     max_decoded_factor: float = 4.0
+    # Dynamic batching defaults (handlers.batching; a model's batching.json overrides them).
+    batch_max_size: int = 32
+    batch_max_delay_ms: float = 0.0
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> "Settings":
@@ -207,4 +210,6 @@ class Settings:
             aws_region=_get(env, "AWS_REGION") or _get(env, "AWS_DEFAULT_REGION"),
             s3_endpoint_url=_get(env, "AWS_ENDPOINT_URL_S3") or _get(env, "AWS_ENDPOINT_URL"),
             max_decoded_factor=_number(env, "MODEL_SERVER_MAX_DECODED_FACTOR", 4.0, 1.0, 1024.0, float),
+            batch_max_size=_number(env, "MODEL_SERVER_BATCH_MAX_SIZE", 32, 1, 1_000_000),
+            batch_max_delay_ms=_number(env, "MODEL_SERVER_BATCH_MAX_DELAY_MS", 0.0, 0.0, 10_000.0, float),
         )

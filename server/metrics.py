@@ -28,6 +28,11 @@ invocations = Counter("invocations_total", "Invocations by framework and status"
 invocation_latency = Histogram(
     "invocation_latency_seconds", "Invocation time seen by the front", ["framework"], registry=REGISTRY, buckets=_FAST
 )
+# Requests per predict call, as the worker's invoke reply says (``batch``; handlers.batching).
+invocation_batch_size = Histogram(
+    "invocation_batch_size", "Requests that shared one predict call (dynamic batching)", ["framework"], registry=REGISTRY,
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
 worker_restarts = Counter("worker_restarts_total", "Worker processes that died and were restarted", ["framework"], registry=REGISTRY)
 worker_hangs = Counter("worker_hangs_total", "Workers killed for answering nothing after a timeout", ["framework"], registry=REGISTRY)
 quarantines = Counter(

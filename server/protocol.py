@@ -12,7 +12,7 @@ their shapes are the TypedDicts below, which mypy checks on both sides. Every re
 
 import struct
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, NotRequired, TypedDict
 
@@ -71,6 +71,7 @@ class UnloadReply(Reply):
 class InvokeReply(Reply):
     content_type: NotRequired[str]
     headers: NotRequired[dict[str, str]]
+    batch: NotRequired[int]  # how many requests shared this one's predict call (handlers.batching)
 
 
 class PingReply(Reply):
@@ -99,6 +100,7 @@ class WorkerConfig:
     packages_root: str
     submit_dir: str | None = None  # SAGEMAKER_SUBMIT_DIRECTORY fetched: the code of models without code/
     max_decoded_bytes: int = 4 * 6 * 2**20  # handlers.codecs.set_decoded_limit: what a body may decode to
+    batching: dict[str, float] = field(default_factory=dict)  # max_batch_size, max_delay_ms: handlers.batching
 
     def to_json(self) -> str:
         return orjson.dumps(asdict(self)).decode()

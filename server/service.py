@@ -294,6 +294,8 @@ class ModelService:
             remaining = max(0.001, timeout - (time.perf_counter() - started))
             reply, out = await worker.call(header, body, timeout=remaining)
             status = reply["status"]
+            if "batch" in reply:
+                metrics.invocation_batch_size.labels(entry.framework).observe(reply["batch"])
             if status != 200:
                 failure = self._memory_checked(failure_of(reply, "prediction failed"), loading=False)
                 status = failure.status

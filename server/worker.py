@@ -133,7 +133,7 @@ class Worker:
         try:
             served = serving.load(
                 Path(header["path"]), config.framework, config.default_accept, config.program, Path(config.packages_root),
-                Path(config.submit_dir) if config.submit_dir else None,
+                Path(config.submit_dir) if config.submit_dir else None, config.batching,
             )
         finally:
             with self.models_lock:
@@ -168,8 +168,11 @@ class Worker:
         served = self.models.get(header["key"])
         if served is None:
             raise NotFound("model is not loaded in its worker")
-        out, content_type, response_headers = served.invoke(body, header.get("headers", {}))
-        return {"id": header["id"], "status": 200, "content_type": content_type, "headers": response_headers}, out
+        answer = served.answer(body, header.get("headers", {}))
+        reply: InvokeReply = {"id": header["id"], "status": 200, "content_type": answer.content_type, "headers": answer.headers}
+        if answer.batch > 1:
+            reply["batch"] = answer.batch
+        return reply, answer.body
 
     def ping(self, header: Request, body: bytes) -> tuple[PingReply, bytes]:
         return {"id": header["id"], "status": 200, "models": len(self.models)}, b""

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from handlers import rows
 from handlers.base import Framework, outputs_encode, single_file
 from handlers.errors import BadInput, ModelLoadError, short
 
@@ -174,6 +175,13 @@ def predict(session, data, context=None):
     return {meta.name: value for meta, value in zip(session.get_outputs(), outputs)}
 
 
+def batch_rows(session, data, context=None) -> rows.Rows | None:
+    """The request's feeds as rows, when every input's first axis is a dynamic batch axis."""
+    if not all(meta.shape and not isinstance(meta.shape[0], int) for meta in session.get_inputs()):
+        return None
+    return rows.arrays(feeds(session, data))
+
+
 FRAMEWORK = Framework(
     name="onnx",
     find=find,
@@ -188,4 +196,5 @@ FRAMEWORK = Framework(
     imports=("onnxruntime",),
     setup=setup,
     patterns=("model.onnx", "*.onnx"),
+    batch=rows.BatchSpec(rows=batch_rows),
 )

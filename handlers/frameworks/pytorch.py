@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from handlers import rows
 from handlers.base import Framework, outputs_encode, single_file
 from handlers.errors import BadInput, ModelLoadError, short
 
@@ -119,4 +120,7 @@ FRAMEWORK = Framework(
     imports=("torch",),
     setup=setup,
     patterns=("model.pt", "*.pt", "*.pth"),
+    # Axis 0 is the batch, by PyTorch's convention; a bare 1-D input is answered without one, so
+    # it is predicted alone. A model that mixes rows shows it by a prediction without them.
+    batch=rows.BatchSpec(rows=lambda model, data, context: rows.arrays(data, min_ndim=2)),
 )

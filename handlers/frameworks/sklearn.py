@@ -7,7 +7,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from handlers import libsvm
+from handlers import libsvm, rows
 from handlers.base import Framework, first_match
 from handlers.codecs import as_rows
 from handlers.errors import BadInput
@@ -72,4 +72,6 @@ FRAMEWORK = Framework(
     worker_bytes=120 * 2**20,
     imports=("sklearn", "joblib"),
     patterns=("model.joblib", "*.pkl", "*.skops"),
+    # Rows are predicted independently: requests of the same width and dtype merge.
+    batch=rows.BatchSpec(rows=lambda model, data, context: rows.table(data, getattr(model, "n_features_in_", None))),
 )

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from handlers import codecs
+from handlers import codecs, rows
 from handlers.base import Framework, default_encode, files_in
 from handlers.context import Context
 from handlers.errors import BadInput, ModelLoadError, NotAcceptable, short
@@ -335,6 +335,44 @@ def predict(model: TFModel, request, context: Context) -> Result:
     return Result(outputs, [name for name in signature.outputs if name in outputs], request.columnar)
 
 
+# ---------------------------------------------------------------------------------- batching
+
+
+def batch_rows(model: TFModel, request, context: Context) -> rows.Rows | None:
+    """A row-format request as rows of its signature's inputs, when each has a dynamic batch axis.
+
+    Columnar requests (``{"inputs": ...}``) are predicted alone: their inputs need not share a
+    batch axis. The key holds the signature, so requests to different signatures never merge.
+    """
+    if not isinstance(request, Request) or request.columnar:
+        return None
+    name, signature = _choose(model, request, context)
+    inputs = request.inputs if isinstance(request.inputs, dict) else {next(iter(signature.inputs)): request.inputs}
+    if set(inputs) != set(signature.inputs):
+        return None
+    arrays = {}
+    for input_name, spec in signature.inputs.items():
+        shape = spec.shape
+        if shape.rank is None or shape.rank == 0 or shape[0] is not None:
+            return None
+        array = np.asarray(inputs[input_name])
+        if array.ndim == shape.rank - 1:
+            array = array[np.newaxis]  # one instance sent bare, as ``_tensor`` takes it
+        arrays[input_name] = array
+    found = rows.arrays(arrays)
+    if found is None:
+        return None
+    return rows.Rows((name, found.key), Request(arrays, signature=name), found.count)
+
+
+def _merge(parts: list) -> Request:
+    return Request(rows.merge([part.inputs for part in parts]), signature=parts[0].signature)
+
+
+def _split(result: Result, counts: list[int]) -> list[Result]:
+    return [Result(outputs, result.names, result.columnar) for outputs in rows.split(result.outputs, counts)]
+
+
 # ---------------------------------------------------------------------------------- encode
 
 
@@ -408,4 +446,5 @@ FRAMEWORK = Framework(
     imports=("tensorflow",),
     setup=setup,
     patterns=("saved_model.pb", "<name>/<version>/saved_model.pb", "*.keras"),
+    batch=rows.BatchSpec(rows=batch_rows, merge=_merge, split=_split),
 )

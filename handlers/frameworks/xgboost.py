@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handlers import libsvm
+from handlers import libsvm, rows
 from handlers.base import Framework, files_in
 from handlers.codecs import as_rows
 from handlers.errors import BadInput, ModelLoadError, short
@@ -138,4 +138,5 @@ FRAMEWORK = Framework(
     imports=("xgboost",),
     setup=setup,
     patterns=("xgboost-model", "*.json (XGBoost)", "*.ubj", "*.bst"),
+    batch=rows.BatchSpec(rows=lambda model, data, context: rows.table(data, model.num_features() or None)),
 )

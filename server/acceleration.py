@@ -291,7 +291,7 @@ def serve_torch(module: Any, directory: Path, data: dict[str, tuple[Array, Array
         with torch.no_grad():
             torch.jit.trace(network.eval(), torch.from_numpy(example)).save(str(path))
         models[name] = module.FRAMEWORK.load(path)
-    return _predictor(module, models, directory)
+    return predictor(module, models, directory)
 
 
 def serve_tensorflow(module: Any, directory: Path, data: dict[str, tuple[Array, Array, Array | None, Array]]) -> Served:
@@ -313,7 +313,7 @@ def serve_tensorflow(module: Any, directory: Path, data: dict[str, tuple[Array, 
     path = directory / "savedmodel"
     tf.saved_model.save(holder, str(path), signatures={name: getattr(holder, name) for name in OPS})
     model = module.FRAMEWORK.load(path)
-    predict = _predictor(module, dict.fromkeys(OPS, model), directory, tfs_signature=True)
+    predict = predictor(module, dict.fromkeys(OPS, model), directory, tfs_signature=True)
 
     def run(name: str, array: Array) -> Array:
         if name != "conv":
@@ -333,10 +333,12 @@ def serve_onnxruntime(module: Any, directory: Path, data: dict[str, tuple[Array,
         path = directory / f"{name}.onnx"
         path.write_bytes(onnx_model(op_type, x.shape, initializers, exact.shape))
         models[name] = module.FRAMEWORK.load(path)
-    return _predictor(module, models, directory)
+    return predictor(module, models, directory)
 
 
-def _predictor(module: Any, models: dict[str, Any], directory: Path, tfs_signature: bool = False) -> Served:
+def predictor(module: Any, models: dict[str, Any], directory: Path, tfs_signature: bool = False) -> Served:
+    """``run(name, array)``: the handler's ``predict`` on ``models[name]``, as a worker calls it;
+    its array out (TensorFlow's first output). ``tfs_signature``: ``name`` is also the signature."""
     from handlers.codecs import JSON
     from handlers.context import CUSTOM_ATTRIBUTES, Context
 
@@ -470,14 +472,22 @@ def _mark(name: str) -> None:
     os.write(1, f"{MARK}{name}\n".encode())
 
 
+def set_up_like_a_worker(handler: str, threads: int) -> Any:
+    """Import ``handlers.frameworks.<handler>`` and its framework and call its ``setup``, as
+    ``server.worker`` does at start: BF16 fast-math goes on or off there, from the environment."""
+    module = importlib.import_module(f"handlers.frameworks.{handler}")
+    for imported in module.FRAMEWORK.imports:
+        importlib.import_module(imported)
+    if module.FRAMEWORK.setup is not None:
+        module.FRAMEWORK.setup(threads)
+    return module
+
+
 def probe(name: str, threads: int) -> Info:
     """In the child: one framework set up, its operations served and measured, as a worker would."""
     import numpy as np
 
-    module = importlib.import_module(f"handlers.frameworks.{HANDLERS[name]}")
-    for imported in module.FRAMEWORK.imports:
-        importlib.import_module(imported)
-    module.FRAMEWORK.setup(threads)  # the worker's setup: fast-math on or off, from its environment
+    module = set_up_like_a_worker(HANDLERS[name], threads)
     info = DESCRIBERS[name](module)
     data = operands(np.random.default_rng(0))
     errors = {}

@@ -555,6 +555,8 @@ def run_probe(name: str, env: dict[str, str], threads: int, timeout: float = PRO
     records = {op: parse_verbose(sections.get(op, [])) for op in info["errors"]}
     info["ops"] = {op: judge(error, records[op]) for op, error in info.pop("errors").items()}
     everything = [record for op_records in records.values() for record in op_records]
+    info["gemm_kernel"] = info["ops"].get("linear", {}).get("kernel")  # nn.Linear's / Dense's, as before per-op results
+    info["fpmath_attribute"] = fpmath_attribute(everything)
     info["onednn_calls"] = dict(Counter(f"{r['primitive']},{r['implementation'] or '-'}" for r in everything))
     if info.get("acl") is None and kernel(everything):
         info["acl"] = "acl" in str(kernel(everything))

@@ -355,23 +355,28 @@ def torchscript_model(tmp_path_factory):
     """A TorchScript MLP trained on generated data, its test rows, and its float64 answers."""
     import torch
 
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((512, 64)).astype(np.float32)
-    y = np.tanh(x @ rng.standard_normal((64, 8))).astype(np.float32)
-    network = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 8))
-    optimizer = torch.optim.Adam(network.parameters(), lr=1e-2)
-    for _ in range(50):
-        loss = torch.nn.functional.mse_loss(network(torch.from_numpy(x)), torch.from_numpy(y))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    directory = tmp_path_factory.mktemp("bf16-model")
-    network.eval()
-    with torch.no_grad():
-        torch.jit.trace(network, torch.from_numpy(x[:1])).save(str(directory / "model.pt"))
-        rows = x[:64]
-        exact = network.double()(torch.from_numpy(rows).double()).numpy()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # OpenMP threads wait on each other for long when the cores are shared
+    try:
+        torch.manual_seed(0)
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((512, 64)).astype(np.float32)
+        y = np.tanh(x @ rng.standard_normal((64, 8))).astype(np.float32)
+        network = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 8))
+        optimizer = torch.optim.Adam(network.parameters(), lr=1e-2)
+        for _ in range(50):
+            loss = torch.nn.functional.mse_loss(network(torch.from_numpy(x)), torch.from_numpy(y))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        directory = tmp_path_factory.mktemp("bf16-model")
+        network.eval()
+        with torch.no_grad():
+            torch.jit.trace(network, torch.from_numpy(x[:1])).save(str(directory / "model.pt"))
+            rows = x[:64]
+            exact = network.double()(torch.from_numpy(rows).double()).numpy()
+    finally:
+        torch.set_num_threads(threads)
     return directory, rows, exact
 
 
@@ -380,7 +385,7 @@ def test_served_torchscript_answers_in_bf16_only_with_the_switch(start_server, t
     """Over HTTP through the real server and its worker: fp32-exact answers with the switch off,
     answers off by a bf16-sized error (not more) with it on."""
     directory, rows, exact = torchscript_model
-    server = start_server(MODEL_SERVER_MODEL_DIR=directory, MODEL_SERVER_BF16_FASTMATH=switch)
+    server = start_server(MODEL_SERVER_MODEL_DIR=directory, MODEL_SERVER_BF16_FASTMATH=switch, MODEL_SERVER_INTRA_OP_THREADS="1")
     answer = server.client.post("/invocations", content=npy(rows),
                                 headers={"Content-Type": "application/x-npy", "Accept": "application/x-npy"})
     assert answer.status_code == 200, answer.text

@@ -1,12 +1,15 @@
-"""The acceleration report (issue 4 item 3) and the workers' math environment (item 2).
+"""The acceleration report and BF16 fast-math (issues 4 and 11), and the workers' math environment.
 
-``python -m server accel-report`` runs here for real: on this x86 machine without bf16 (and on any
-machine where BF16 fast-math is not asked for) it must read inactive with an fp32-level
-fingerprint. The arm64 side is checked by parsing recorded Graviton3 verbose lines and a made-up
-auxiliary vector.
+``python -m server accel-report`` runs here for real. Without the switch it must read inactive
+with fp32-level errors on every operation. With ``MODEL_SERVER_BF16_FASTMATH=true`` on a CPU with
+bf16 instructions (these machines: AVX512-BF16) PyTorch's and TensorFlow's linear, matmul and
+conv must run on bf16 kernels with a bf16-level error, and a TorchScript model served over HTTP
+must answer with a bf16-sized error, only then. The arm64 side is checked by parsing recorded
+Graviton3 verbose lines and a made-up auxiliary vector.
 """
 
 import asyncio
+import io
 import json
 import logging
 import os
@@ -16,17 +19,21 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 
 from server import acceleration
 from server.config import ConfigError, Settings, fpmath_mode
 from server.workers import worker_environment
+from tests.builders import npy
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MATH_VARIABLES = ("MODEL_SERVER_BF16_FASTMATH", "ONEDNN_DEFAULT_FPMATH_MODE", "DNNL_DEFAULT_FPMATH_MODE",
-                  "MODEL_SERVER_ACCEL_REPORT", "ONEDNN_VERBOSE", "DNNL_VERBOSE")
+                  "MODEL_SERVER_ACCEL_REPORT", "ONEDNN_VERBOSE", "DNNL_VERBOSE", "TF_ENABLE_ONEDNN_OPTS")
+HAS_BF16 = acceleration.cpu_features()["bf16"]
+needs_bf16 = pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bf16 instructions")
 
 
 def clean_env(**extra) -> dict:
@@ -52,12 +59,16 @@ def default_report():
     return run_report()
 
 
+@pytest.fixture(scope="module")
+def fastmath_report():
+    return run_report(MODEL_SERVER_BF16_FASTMATH="true")
+
+
 # ------------------------------------------------------------------ the command, run here
 
 
-def test_report_here_reads_fast_math_inactive_with_fp32_fingerprint(default_report):
+def test_report_here_reads_fast_math_inactive_with_fp32_errors(default_report):
     report = default_report
-    print(json.dumps(report, indent=2))
     assert report["architecture"] in ("x86_64", "aarch64")
     assert report["fpmath_mode"] == "STRICT" and report["bf16_fastmath_requested"] is False
     assert report["verdict"]["bf16_fastmath_active"] is False
@@ -67,13 +78,44 @@ def test_report_here_reads_fast_math_inactive_with_fp32_fingerprint(default_repo
         assert "error" not in info, info
         assert info["version"] and info["architecture"] == report["architecture"]
         assert info["cpu_bf16"] == report["cpu"]["bf16"]
-        assert info["max_rel_error"] < 1e-5, (name, info["max_rel_error"])  # fp32 arithmetic
-        assert info["arithmetic"] == "fp32" and info["bf16_fastmath_active"] is False
+        assert set(info["ops"]) == set(acceleration.OPS)
+        for op, result in info["ops"].items():
+            assert result["max_rel_error"] < 1e-5, (name, op, result)  # fp32 arithmetic
+            assert result["arithmetic"] == "fp32" and result["bf16"] is False
+            assert "bf16" not in result["data_types"]
+        assert info["arithmetic"] == "fp32" and info["bf16_fastmath_active"] is False and info["bf16_ops"] == []
         assert info["fpmath_mode"] == "STRICT"
     assert report["frameworks"]["torch"]["cuda"] is None  # the CPU build
+    assert report["frameworks"]["torch"]["fastmath_route"] == "fp32"
+    assert report["frameworks"]["tensorflow"]["bf16_rewrite"] is False
+    assert report["frameworks"]["tensorflow"]["ops"]["conv"]["kernel"]  # TensorFlow's convolutions run on oneDNN
     for name in acceleration.VERSION_ONLY:
         assert report["frameworks"][name]["version"]
-    assert report["wall_seconds"] < 60
+    assert report["wall_seconds"] < 150  # three probes in parallel, each saving and loading three models
+
+
+@needs_bf16
+def test_switch_on_moves_torch_and_tensorflow_to_bf16_kernels(fastmath_report):
+    """The switch really on: every served operation on a bf16 kernel, with a bf16-level error."""
+    report = fastmath_report
+    print(json.dumps(report["verdict"]))
+    assert report["fpmath_mode"] == "BF16" and report["bf16_fastmath_requested"] is True
+    assert report["verdict"]["bf16_fastmath_active"] is True
+    assert {"torch", "tensorflow"} <= set(report["verdict"]["active_in"])
+    for name in ("torch", "tensorflow"):
+        info = report["frameworks"][name]
+        assert info["bf16_ops"] == list(acceleration.OPS), info
+        for op, result in info["ops"].items():
+            assert 1e-4 < result["max_rel_error"] < 2e-2, (name, op, result)  # 8 significant bits
+            assert "bf16" in result["data_types"] and result["kernel"], (name, op, result)
+            assert result["arithmetic"] == "bf16"
+        assert info["arithmetic"] == "bf16" and info["bf16_fastmath_active"] is True
+    if report["architecture"] == "x86_64":
+        assert report["frameworks"]["torch"]["fastmath_route"] == "autocast-bf16"
+        assert report["frameworks"]["tensorflow"]["bf16_rewrite"] is True
+        onnx = report["frameworks"]["onnxruntime"]  # no bf16 option on x86: says so, measures fp32
+        assert "no bf16 fast-math option" in onnx["note"] and onnx["bf16_fastmath_active"] is False
+        assert onnx["max_rel_error"] < 1e-5 and "onnxruntime" not in report["verdict"]["active_in"]
 
 
 def test_report_here_describes_the_cpu(default_report):
@@ -87,8 +129,8 @@ def test_report_here_describes_the_cpu(default_report):
 
 def test_requested_fast_math_without_bf16_hardware_reads_inactive():
     """The fpmath attribute is asked for, yet the arithmetic stays fp32 on a CPU without bf16."""
-    if acceleration.cpu_features()["bf16"]:
-        pytest.skip("this CPU has bf16: fast-math may really be active here")
+    if HAS_BF16:
+        pytest.skip("this CPU has bf16: fast-math is really active here")
     report = run_report(MODEL_SERVER_BF16_FASTMATH="true", TF_ENABLE_ONEDNN_OPTS="1")
     assert report["fpmath_mode"] == "BF16" and report["verdict"]["requested"] is True
     assert report["verdict"]["bf16_fastmath_active"] is False
@@ -114,7 +156,7 @@ def test_parses_recorded_graviton3_verbose_lines():
     records = acceleration.parse_verbose(lines)
     # exec lines only: creation, info and graph-API lines are not kernels that ran
     assert [r["primitive"] for r in records] == ["inner_product", "reorder", "matmul", "matmul", "matmul"]
-    assert acceleration.gemm_kernel(records) == "gemm:acl"
+    assert acceleration.kernel(records) == "gemm:acl"
     assert acceleration.fpmath_attribute(records) == "bf16"
     matmul = records[2]
     assert matmul["implementation"] == "gemm:acl" and matmul["src_type"] == "f32"
@@ -133,10 +175,36 @@ def test_parses_x86_kernel_names():
     ]
     records = acceleration.parse_verbose(lines)
     assert [r["implementation"] for r in records] == ["brg_matmul:avx2", "", "ref:any"]
-    assert acceleration.gemm_kernel(records[:1]) == "brg_matmul:avx2"
-    assert acceleration.gemm_kernel(records[1:2]) == "gemm_api"
+    assert acceleration.kernel(records[:1]) == "brg_matmul:avx2"
+    assert acceleration.kernel(records[1:2]) == "gemm_api"
     assert acceleration.fpmath_attribute(records) is None
-    assert acceleration.gemm_kernel([]) is None
+    assert acceleration.kernel([]) is None
+
+
+BF16_MATMUL = ("onednn_verbose,v1,primitive,exec,cpu,matmul,brg_matmul:avx512_core_bf16,undef,src:bf16::blocked:ab::f0 "
+               "wei:bf16::blocked:ab::f0 dst:bf16::blocked:ab::f0,attr-scratchpad:user,,256x256:256x256,0.13")
+FPMATH_IGNORED = ("onednn_verbose,v1,primitive,exec,cpu,matmul,brg_matmul:avx512_core,undef,src:f32::blocked:ab::f0 "
+                  "wei:f32::blocked:ab::f0 dst:f32::blocked:ab::f0,attr-scratchpad:user attr-fpmath:bf16,,256x256:256x256,0.25")
+
+
+def test_verbose_lines_are_split_by_operation():
+    lines = ["noise before", f"{acceleration.MARK}linear", BF16_MATMUL, f"{acceleration.MARK}conv", "a TF log line",
+             FPMATH_IGNORED, f"{acceleration.MARK}end"]
+    sections = acceleration.split_by_operation(lines)
+    assert sections == {"linear": [BF16_MATMUL], "conv": ["a TF log line", FPMATH_IGNORED], "end": []}
+
+
+def test_each_operation_is_judged_by_kernel_and_error():
+    bf16 = acceleration.judge(3e-3, acceleration.parse_verbose([BF16_MATMUL]))
+    assert bf16["bf16"] is True and bf16["arithmetic"] == "bf16" and bf16["data_types"] == ["bf16"]
+    # the attribute alone is not bf16 arithmetic: oneDNN's fp32 kernel ignores it
+    ignored = acceleration.judge(4e-7, acceleration.parse_verbose([FPMATH_IGNORED]))
+    assert ignored["bf16"] is False and ignored["fpmath_attribute"] == "bf16" and "ignored" in ignored["evidence"]
+    # no oneDNN kernel (ONNX Runtime's MLAS with its arm64 option): the error alone tells
+    assert acceleration.judge(3e-3, [])["bf16"] is True and acceleration.judge(4e-7, [])["bf16"] is False
+    # a large error from an fp32 kernel without the attribute is not BF16 fast-math
+    fp32 = FPMATH_IGNORED.replace(" attr-fpmath:bf16", "")
+    assert acceleration.judge(3e-3, acceleration.parse_verbose([fp32]))["bf16"] is False
 
 
 def auxv_bytes(hwcap: int, hwcap2: int) -> bytes:
@@ -166,26 +234,29 @@ def test_auxv_of_this_process_parses():
     assert acceleration.AT_HWCAP in auxv
 
 
-def test_fingerprint_tells_bf16_from_fp32():
-    import numpy as np
+def test_error_tells_bf16_from_fp32():
+    def to_bf16(x):  # round to bf16 (keep 8 significant bits), as bf16 kernels do with their operands
+        return (x.view(np.uint32) + 0x8000 & 0xFFFF0000).view(np.float32)
 
-    def bf16_matmul(a, b):  # round the inputs to bf16 (keep 8 significant bits), as fast-math does
-        to_bf16 = lambda x: (x.view(np.uint32) + 0x8000 & 0xFFFF0000).view(np.float32)  # noqa: E731
-        return to_bf16(a) @ to_bf16(b)
-
-    fp32 = acceleration.fingerprint(lambda a, b: a @ b, np.random.default_rng(1))
-    bf16 = acceleration.fingerprint(bf16_matmul, np.random.default_rng(1))
+    x, w, b, exact = acceleration.operands(np.random.default_rng(1))["linear"]
+    fp32 = acceleration.relative_error(x @ w + b, exact)
+    bf16 = acceleration.relative_error(to_bf16(x) @ to_bf16(w) + b, exact)
     assert fp32 < 1e-5 < acceleration.BF16_ERROR < bf16 < 1e-2
 
 
-def test_onnx_model_is_encoded_by_hand_correctly():
-    import numpy as np
+def test_onnx_models_are_encoded_by_hand_correctly():
     import onnxruntime
 
+    def session(model: bytes):
+        return onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+
     weight = np.arange(6, dtype=np.float32).reshape(3, 2)
-    session = onnxruntime.InferenceSession(acceleration.onnx_matmul_model(weight), providers=["CPUExecutionProvider"])
     x = np.ones((acceleration.SIZE, 3), dtype=np.float32)
-    np.testing.assert_allclose(session.run(None, {"X": x})[0], x @ weight)
+    np.testing.assert_allclose(session(acceleration.onnx_matmul_model(weight)).run(None, {"X": x})[0], x @ weight)
+    for name, op_type in (("linear", "Gemm"), ("conv", "Conv")):
+        x, w, b, exact = acceleration.operands(np.random.default_rng(2))[name]
+        model = acceleration.onnx_model(op_type, x.shape, [("W", w), ("B", b)], exact.shape)
+        assert acceleration.relative_error(session(model).run(None, {"X": x})[0], exact) < 1e-5
 
 
 # ------------------------------------------------------------------ workers' math environment
@@ -274,3 +345,54 @@ def test_server_logs_the_report_once_and_stops_clean(start_server):
     assert report["verdict"]["bf16_fastmath_active"] is False
     assert server.client.get("/ping").status_code == 200
     # start_server stops it with SIGTERM and fails the test if any process is left behind
+
+
+# ------------------------------------------------------------------ the served model path
+
+
+@pytest.fixture(scope="module")
+def torchscript_model(tmp_path_factory):
+    """A TorchScript MLP trained on generated data, its test rows, and its float64 answers."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # OpenMP threads wait on each other for long when the cores are shared
+    try:
+        torch.manual_seed(0)
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((512, 64)).astype(np.float32)
+        y = np.tanh(x @ rng.standard_normal((64, 8))).astype(np.float32)
+        network = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 8))
+        optimizer = torch.optim.Adam(network.parameters(), lr=1e-2)
+        for _ in range(50):
+            loss = torch.nn.functional.mse_loss(network(torch.from_numpy(x)), torch.from_numpy(y))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        directory = tmp_path_factory.mktemp("bf16-model")
+        network.eval()
+        with torch.no_grad():
+            torch.jit.trace(network, torch.from_numpy(x[:1])).save(str(directory / "model.pt"))
+            rows = x[:64]
+            exact = network.double()(torch.from_numpy(rows).double()).numpy()
+    finally:
+        torch.set_num_threads(threads)
+    return directory, rows, exact
+
+
+@pytest.mark.parametrize("switch", ["false", pytest.param("true", marks=needs_bf16)])
+def test_served_torchscript_answers_in_bf16_only_with_the_switch(start_server, torchscript_model, switch):
+    """Over HTTP through the real server and its worker: fp32-exact answers with the switch off,
+    answers off by a bf16-sized error (not more) with it on."""
+    directory, rows, exact = torchscript_model
+    server = start_server(MODEL_SERVER_MODEL_DIR=directory, MODEL_SERVER_BF16_FASTMATH=switch, MODEL_SERVER_INTRA_OP_THREADS="1")
+    answer = server.client.post("/invocations", content=npy(rows),
+                                headers={"Content-Type": "application/x-npy", "Accept": "application/x-npy"})
+    assert answer.status_code == 200, answer.text
+    served = np.load(io.BytesIO(answer.content))
+    assert served.dtype == np.float32 and served.shape == exact.shape
+    error = acceleration.relative_error(served, exact)
+    if switch == "true":
+        assert 1e-4 < error < 2e-2, error
+    else:
+        assert error < 1e-5, error

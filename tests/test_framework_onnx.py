@@ -170,7 +170,7 @@ def test_session_options_threads():
     "environ, machine, enabled",
     [
         ({"DNNL_DEFAULT_FPMATH_MODE": "BF16"}, "aarch64", True),
-        ({"ONEDNN_DEFAULT_FPMATH_MODE": "bf16"}, "arm64", True),
+        ({"DNNL_DEFAULT_FPMATH_MODE": "bf16"}, "arm64", True),
         ({"DNNL_DEFAULT_FPMATH_MODE": "BF16"}, "x86_64", False),
         ({"DNNL_DEFAULT_FPMATH_MODE": "STRICT"}, "aarch64", False),
         ({}, "aarch64", False),

@@ -24,7 +24,8 @@ from handlers.base import Framework, outputs_encode, single_file
 from handlers.errors import BadInput, ModelLoadError, short
 
 BF16_FASTMATH = "mlas.enable_gemm_fastmath_arm64_bfloat16"
-FPMATH_VARIABLES = ("DNNL_DEFAULT_FPMATH_MODE", "ONEDNN_DEFAULT_FPMATH_MODE")
+# The workers' oneDNN fpmath mode, normalized by the front (server.workers.worker_environment).
+FPMATH_VARIABLE = "DNNL_DEFAULT_FPMATH_MODE"
 
 _threads = 1
 
@@ -58,7 +59,7 @@ def setup(threads: int) -> None:
 def wants_bf16_fastmath(environ: Mapping[str, str] | None = None, machine: str | None = None) -> bool:
     environ = os.environ if environ is None else environ
     machine = (platform.machine() if machine is None else machine).lower()
-    requested = any(environ.get(name, "").strip().upper() == "BF16" for name in FPMATH_VARIABLES)
+    requested = environ.get(FPMATH_VARIABLE, "").strip().upper() == "BF16"
     return requested and machine in ("aarch64", "arm64")
 
 
@@ -71,14 +72,13 @@ def session_options(environ: Mapping[str, str] | None = None, machine: str | Non
     busy-wait (ONNX Runtime's default) would burn the cores the front and other models need
     (about 50 ms of CPU per session created, measured).
 
-    BF16 fast math on Arm: on AWS Graviton (aarch64 with BF16 instructions, Graviton3 and later)
-    the convention of the AWS deep-learning containers is ``DNNL_DEFAULT_FPMATH_MODE=BF16`` (or
-    ``ONEDNN_DEFAULT_FPMATH_MODE``), which lets oneDNN run float32 matrix products as bfloat16
-    for PyTorch and TensorFlow. ONNX Runtime's CPU kernels (MLAS) do not use oneDNN and never read
-    those variables; they have their own switch, the session config entry
-    ``mlas.enable_gemm_fastmath_arm64_bfloat16``. Mapping the same variable onto it lets one
-    setting opt the whole container into the faster, less precise GEMMs (bfloat16 keeps 8 significant bits of float32's 24). It is
-    off unless asked for, and only on aarch64, where the kernels exist.
+    BF16 fast math: ONNX Runtime's CPU kernels (MLAS) do not use oneDNN and never read its
+    fpmath mode. On arm64 MLAS has its own switch, the session config entry
+    ``mlas.enable_gemm_fastmath_arm64_bfloat16``, set here when the workers' fpmath mode is BF16
+    (the Graviton image's default; MODEL_SERVER_BF16_FASTMATH decides): Graviton3/4 then run
+    fp32 GEMMs on their bf16 instructions (bfloat16 keeps 8 significant bits of float32's 24).
+    On x86 no such option exists in ONNX Runtime's CPU execution provider: ONNX models compute in
+    fp32 there whatever the setting, also on CPUs with AVX512-BF16 or AMX.
 
     ``environ`` and ``machine`` default to the process's own; tests pass them explicitly.
     """

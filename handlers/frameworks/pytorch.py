@@ -11,6 +11,9 @@ tensors. Outputs: a tensor becomes an array; a tuple or list of tensors a list o
 tensors a dict of arrays (several outputs are encoded as ``handlers.codecs.encode_outputs`` describes).
 """
 
+import contextlib
+import os
+import platform
 import zipfile
 from pathlib import Path
 
@@ -57,15 +60,54 @@ def load(artifact: Path):
     return model.eval()
 
 
+# The workers' oneDNN fpmath mode, normalized by the front (server.workers.worker_environment).
+FPMATH_VARIABLE = "DNNL_DEFAULT_FPMATH_MODE"
+
+# How this worker runs fp32 GEMMs and convolutions, chosen once by ``setup``: "fp32";
+# "onednn-fpmath-bf16" (oneDNN may compute them in bf16); "autocast-bf16" (they run on bf16 data).
+fastmath = "fp32"
+
+
 def setup(threads: int) -> None:
     import torch
 
+    global fastmath
     torch.set_num_threads(threads)
     try:
         # Requests already run on the worker's own threads: one inter-op thread per process.
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass  # already set, or parallel work already started: it can only be set once
+    fastmath = bf16_fastmath(torch, os.environ.get(FPMATH_VARIABLE, ""), platform.machine())
+
+
+def bf16_fastmath(torch, mode: str, machine: str) -> str:
+    """Switch fp32 GEMMs and convolutions to bf16 when ``mode`` is BF16; return how (``fastmath``).
+
+    ``torch.backends.mkldnn.{matmul,conv}.fp32_precision = "bf16"`` sends fp32 ``nn.Linear``,
+    ``torch.matmul`` and convolutions through oneDNN with the bf16 fpmath attribute (without it
+    linear and matmul go to MKL's or OpenBLAS's sgemm, which never reads any fpmath setting).
+    oneDNN then really computes in bf16 only on some CPUs: with the Arm Compute Library on
+    Graviton3/4 (``gemm:acl``) and with AMX on x86. On an x86 CPU with AVX512-BF16 and no AMX
+    (AMD Zen 4/5, Intel Cooper Lake) it keeps its fp32 kernels (measured: ``brg_matmul:avx512_core``,
+    fp32 error), so there ``predict`` runs the model under ``torch.autocast(bfloat16)``: the
+    GEMMs and convolutions get bf16 operands and run on oneDNN's ``avx512_core_bf16`` kernels.
+    Autocast is also what pays on AMX. Outputs are handed back as float32.
+    """
+    if mode.strip().upper() != "BF16":
+        return "fp32"
+    torch.backends.mkldnn.matmul.fp32_precision = "bf16"
+    torch.backends.mkldnn.conv.fp32_precision = "bf16"
+    if machine.lower() in ("x86_64", "amd64") and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):
+        return "autocast-bf16"
+    return "onednn-fpmath-bf16"
+
+
+def _precision(torch):
+    """The context a request's forward pass runs in: bf16 autocast when ``setup`` chose it."""
+    if fastmath == "autocast-bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def _tensor(torch, value, name: str | None = None):
@@ -83,7 +125,8 @@ def _tensor(torch, value, name: str | None = None):
 def _numpy(value):
     """Tensors in an output (possibly nested in a tuple, list or dict) to arrays."""
     if hasattr(value, "detach") and hasattr(value, "numpy"):
-        return value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        return (value.float() if str(value.dtype) == "torch.bfloat16" else value).numpy()  # numpy has no bf16
     if isinstance(value, dict):
         return {key: _numpy(item) for key, item in value.items()}
     if isinstance(value, (tuple, list)):
@@ -94,7 +137,7 @@ def _numpy(value):
 def predict(model, data, context=None):
     import torch
 
-    with torch.inference_mode():
+    with torch.inference_mode(), _precision(torch):
         try:
             if isinstance(data, dict):
                 output = model(**{name: _tensor(torch, value, name) for name, value in data.items()})

@@ -65,6 +65,7 @@ class Storage:
 
     def fetch_model(self, url: str, target: Path) -> int:
         """Download ``model.tar.gz`` from ``url`` and unpack it into ``target`` (made empty first)."""
+        target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
             archive = Path(scratch) / "model.tar.gz"
             size = self.download(url, archive)

@@ -297,9 +297,10 @@ class Endpoint:
 
     def pick_instance(self, variant: Variant, target_model: str | None) -> Instance:
         instances = variant.healthy()
-        if target_model:  # a model stays on the instance that loaded it
-            holding = [i for i in instances if i.models is not None and i.models.holds(target_model)]
-            instances = holding or instances
+        if target_model and instances and instances[0].models is not None:
+            # a model stays on the instance that loaded it, then on the one that has it on disk
+            best = max(i.models.affinity(target_model) for i in instances)
+            instances = [i for i in instances if i.models.affinity(target_model) == best]
         return routing.choose(instances, variant.strategy, self.platform.rng)
 
     async def invoke(self, inv: Invocation, instance: Instance | None = None) -> Answer:

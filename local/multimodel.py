@@ -49,8 +49,11 @@ class ModelCache:
         self.labels = metrics.labels(instance)
         self.counts = Counter()  # downloads, loads, evictions, hits, misses: the scenario's report
 
-    def holds(self, target_model: str) -> bool:
-        return target_model in self.loaded or target_model in self.loading
+    def affinity(self, target_model: str) -> int:
+        """2 loaded (or loading) here, 1 on this instance's disk, 0 neither: where routing prefers."""
+        if target_model in self.loaded or target_model in self.loading:
+            return 2
+        return 1 if target_model in self.on_disk else 0
 
     async def invoke(self, target_model: str, body: bytes, headers: dict, timeout: float,
                      ready_timeout: float) -> httpx.Response:

@@ -87,38 +87,3 @@ def metric(text: str, name: str, **labels) -> float:
         if all(f'{k}="{v}"' in head for k, v in labels.items()):
             total += float(value)
     return total
-
-
-def wait_status(sm, name: str, timeout: float = 120, until=("InService", "Failed")) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        described = sm.describe_endpoint(EndpointName=name)
-        if described["EndpointStatus"] in until:
-            return described
-        time.sleep(0.2)
-    raise AssertionError(f"endpoint {name} still {described['EndpointStatus']} after {timeout}s")
-
-
-def deploy(sm, name: str, containers, variants=None, mode: str | None = None, async_config=None) -> dict:
-    """CreateModel + CreateEndpointConfig + CreateEndpoint, then wait for InService."""
-    model = {"ModelName": name, "ExecutionRoleArn": "arn:aws:iam::123456789012:role/local"}
-    if isinstance(containers, dict):
-        model["PrimaryContainer"] = containers
-    else:
-        model["Containers"] = containers
-        if mode:
-            model["InferenceExecutionConfig"] = {"Mode": mode}
-    sm.create_model(**model)
-    config = {
-        "EndpointConfigName": name,
-        "ProductionVariants": variants or [
-            {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
-        ],
-    }
-    if async_config:
-        config["AsyncInferenceConfig"] = async_config
-    sm.create_endpoint_config(**config)
-    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    described = wait_status(sm, name)
-    assert described["EndpointStatus"] == "InService", described
-    return described

@@ -6,9 +6,8 @@ from botocore.exceptions import ClientError
 
 from models.examples import sklearn as sklearn_examples
 from models.layout import archive
-from tests.local_endpoint_support import LocalEndpoint, deploy, wait_status
-
-ROLE = "arn:aws:iam::123456789012:role/local"
+from local.examples.steps import ROLE, deploy, wait_status
+from tests.local_endpoint_support import LocalEndpoint
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from urllib.parse import urlparse
 import boto3
 from botocore.config import Config
 
-from local.aws import ServiceError
 
 
 class ArtifactError(Exception):
@@ -22,10 +21,10 @@ class ArtifactError(Exception):
 
 
 def split_s3(url: str) -> tuple[str, str]:
-    """(bucket, key) of ``s3://bucket/key``; a ValidationException for anything else."""
+    """(bucket, key) of ``s3://bucket/key``; ArtifactError for anything else."""
     parsed = urlparse(url)
     if parsed.scheme != "s3" or not parsed.netloc:
-        raise ServiceError("ValidationException", f"Could not access model data at {url}: not an s3:// url")
+        raise ArtifactError(f"{url[:200]} is not an s3:// url")
     return parsed.netloc, parsed.path.lstrip("/")
 
 

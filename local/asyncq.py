@@ -74,7 +74,10 @@ class AsyncQueue:
                ttl: str | None) -> AsyncRequest:
         if not input_location:
             raise ServiceError("ValidationError", "InputLocation is required for an asynchronous invocation.")
-        split_s3(input_location)
+        try:
+            split_s3(input_location)
+        except ArtifactError as err:
+            raise ServiceError("ValidationError", f"InputLocation: {err}.") from None
         timeout_s = _bounded(timeout, DEFAULT_TIMEOUT, 1, MAX_TIMEOUT, "InvocationTimeoutSeconds")
         ttl_s = _bounded(ttl, DEFAULT_TTL, 60, 6 * 3600, "RequestTTLSeconds")
         inference_id = inference_id or str(uuid.uuid4())
@@ -141,7 +144,11 @@ class AsyncQueue:
         except ServiceError as err:
             await self._fail(request, f"{err.code}: {err.message}")
             return
-        await asyncio.to_thread(storage.write, request.output_location, answer.body, answer.content_type)
+        try:
+            await asyncio.to_thread(storage.write, request.output_location, answer.body, answer.content_type)
+        except Exception as err:  # the bucket may be gone: that is a failure of this request
+            await self._fail(request, f"Could not write the output to {request.output_location}: {err}")
+            return
         await self._notify(self.success_topic, request, "Completed", {
             "contentType": answer.content_type, "outputLocation": request.output_location,
         })

@@ -143,6 +143,9 @@ class ControlPlane:
             output = async_config.get("OutputConfig", {})
             if not output.get("S3OutputPath"):
                 raise validation("AsyncInferenceConfig.OutputConfig.S3OutputPath is required.")
+            for key in ("S3OutputPath", "S3FailurePath"):
+                if key in output and not output[key].startswith("s3://"):
+                    raise validation(f"AsyncInferenceConfig.OutputConfig.{key} must be an s3:// url.")
         description = {k: v for k, v in p.items() if k != "Tags"}
         description["CreationTime"] = time.time()
         self.configs[name] = ConfigRecord(name, self.arn("endpoint-config", name), variants, async_config, description)

@@ -75,15 +75,3 @@ class LocalEndpoint:
         self.http.close()
         self.log_file.close()
         assert not alive, f"processes left behind: {[p.pid for p in alive]}"
-
-
-def metric(text: str, name: str, **labels) -> float:
-    """The sum of a Prometheus metric's samples whose labels include ``labels``."""
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        head, _, value = line.rpartition(" ")
-        if all(f'{k}="{v}"' in head for k, v in labels.items()):
-            total += float(value)
-    return total

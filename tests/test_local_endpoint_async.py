@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from local.examples.steps import deploy
+from local.examples.steps import deploy, metric_sum
 from tests.builders import SLOW_CODE, sklearn_model
 from models.layout import archive
-from tests.local_endpoint_support import LocalEndpoint, metric
+from tests.local_endpoint_support import LocalEndpoint
 
 REQUESTS = 20
 BUCKET = "async-io"
@@ -82,11 +82,11 @@ def test_async_requests_all_land_in_s3_with_notifications(local, endpoint, topic
         assert answer["FailureLocation"] == f"s3://{BUCKET}/failures/request-{number}-error.out"
         submitted[answer["InferenceId"]] = answer["OutputLocation"]
 
-    depths = [metric(local.metrics(), "sagemaker_approximate_backlog_size", endpoint=endpoint)]
+    depths = [metric_sum(local.metrics(), "sagemaker_approximate_backlog_size", endpoint=endpoint)]
     deadline = time.monotonic() + 60
     while depths[-1] > 0 and time.monotonic() < deadline:
         time.sleep(0.25)
-        depths.append(metric(local.metrics(), "sagemaker_approximate_backlog_size", endpoint=endpoint))
+        depths.append(metric_sum(local.metrics(), "sagemaker_approximate_backlog_size", endpoint=endpoint))
     print(f"backlog seen: {depths}")
     assert max(depths) >= REQUESTS / 2, depths  # it rose: two at a time cannot keep up with 20 at once
     assert depths[-1] == 0, depths  # and fell to nothing

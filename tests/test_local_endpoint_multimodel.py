@@ -16,11 +16,11 @@ import psutil
 import pytest
 from sklearn.neighbors import KNeighborsRegressor
 
-from local.examples.steps import deploy, upload
+from local.examples.steps import deploy, metric_sum, upload
 from models.layout import archive
 from tests.builders import sklearn_model
 from tests.conftest import Server
-from tests.local_endpoint_support import LocalEndpoint, metric
+from tests.local_endpoint_support import LocalEndpoint
 
 CUSTOMERS = 30
 ROWS = 100_000  # x 10 features x 8 bytes: 8 MB of memory per model (and on disk: random data)
@@ -139,12 +139,12 @@ def test_zipf_workload_is_answered_in_full_with_evictions(local, mme):
     assert hits > len(targets) / 2
 
     text = local.metrics()
-    assert metric(text, "sagemaker_model_evictions_total", endpoint=mme) == evictions
-    assert metric(text, "sagemaker_model_downloading_time_seconds_count", endpoint=mme) == downloads
-    assert metric(text, "sagemaker_model_cache_hit_total", endpoint=mme, result="hit") == hits
-    assert metric(text, "sagemaker_model_loading_time_seconds_count", endpoint=mme) >= distinct
-    assert metric(text, "sagemaker_model_loading_wait_time_seconds_count", endpoint=mme) > 0
-    assert metric(text, "sagemaker_loaded_model_count", endpoint=mme) == sum(len(s) for s in loaded)
+    assert metric_sum(text, "sagemaker_model_evictions_total", endpoint=mme) == evictions
+    assert metric_sum(text, "sagemaker_model_downloading_time_seconds_count", endpoint=mme) == downloads
+    assert metric_sum(text, "sagemaker_model_cache_hit_total", endpoint=mme, result="hit") == hits
+    assert metric_sum(text, "sagemaker_model_loading_time_seconds_count", endpoint=mme) >= distinct
+    assert metric_sum(text, "sagemaker_model_loading_wait_time_seconds_count", endpoint=mme) > 0
+    assert metric_sum(text, "sagemaker_loaded_model_count", endpoint=mme) == sum(len(s) for s in loaded)
 
 
 def test_a_model_the_container_lost_is_loaded_again(local, mme):

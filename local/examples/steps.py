@@ -7,9 +7,48 @@ Nothing here knows about the local endpoint: the clients come from boto3's own c
 import os
 import time
 from pathlib import Path
+from urllib.parse import urlparse
+
+import boto3
 
 ROLE = os.environ.get("SAGEMAKER_ROLE_ARN", "arn:aws:iam::123456789012:role/local")
 IMAGE = os.environ.get("SAGEMAKER_IMAGE", "sagemaker-model-server:latest")  # your ECR image on AWS
+
+
+def clients(*services: str):
+    """boto3 clients from the environment; against a loopback ``AWS_ENDPOINT_URL``, dummy credentials
+    when none are set (the local endpoint checks none)."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+    local = urlparse(endpoint).hostname in ("127.0.0.1", "localhost", "::1")
+    session = boto3.Session(
+        region_name=os.environ.get("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1")),
+        **({"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+           if local and "AWS_ACCESS_KEY_ID" not in os.environ else {}),
+    )
+    made = [session.client(service) for service in services]
+    return made[0] if len(made) == 1 else made
+
+
+def local_metrics() -> str | None:
+    """The local endpoint's Prometheus text (None on AWS, where CloudWatch has these figures)."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        return None
+    import httpx
+
+    return httpx.get(endpoint.rstrip("/") + "/metrics", timeout=10).text
+
+
+def metric_sum(text: str, name: str, **labels) -> float:
+    """The sum of a Prometheus metric's samples whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith((name + "{", name + " ")):
+            continue
+        head, _, value = line.rpartition(" ")
+        if all(f'{k}="{v}"' in head for k, v in labels.items()):
+            total += float(value)
+    return total
 
 
 def wait_status(sm, name: str, timeout: float = 900, until=("InService", "Failed")) -> dict:

@@ -62,7 +62,7 @@ def main() -> None:
         sklearn_model(root / "mixed" / "model", code=SLOW_CODE)
         local = LocalEndpoint(root / "state")
         try:
-            s3 = local.client("s3")
+            s3 = local.boto("s3")
             s3.create_bucket(Bucket="bench")
             s3.upload_file(str(archive(root, "mixed")), "bench", "mixed.tar.gz")
             variants = [
@@ -71,12 +71,12 @@ def main() -> None:
                 for name, strategy in (("random", "RANDOM"), ("lor", "LEAST_OUTSTANDING_REQUESTS"))
             ]
             started = time.perf_counter()
-            deploy(local.client("sagemaker"), "routing", {
+            deploy(local.boto("sagemaker"), "routing", {
                 "Image": "local", "ModelDataUrl": "s3://bench/mixed.tar.gz",
                 "Environment": {"MODEL_SERVER_WORKER_THREADS": "1"},
             }, variants=variants, timeout=600)
             print(f"{2 * INSTANCES} instances in service in {time.perf_counter() - started:.1f}s")
-            runtime = local.client("sagemaker-runtime", max_pool_connections=args.clients * 2)
+            runtime = local.boto("sagemaker-runtime", max_pool_connections=args.clients * 2)
             rng = random.Random(args.seed)
             expensive = f"{100 + args.cost:g},1,2,3".encode()
             workload = [expensive if rng.random() < args.expensive else CHEAP for _ in range(args.requests)]

@@ -12,22 +12,19 @@ REGISTRY = CollectorRegistry()
 _INSTANCE = ["endpoint", "variant", "instance"]
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 360)
 
-loading_wait_time = Histogram(
-    "sagemaker_model_loading_wait_time_seconds", "ModelLoadingWaitTime: how long an invocation waited for its model",
-    _INSTANCE, registry=REGISTRY, buckets=_BUCKETS,
+
+def _timing(name: str, documentation: str) -> Histogram:
+    return Histogram(name, documentation, _INSTANCE, registry=REGISTRY, buckets=_BUCKETS)
+
+
+loading_wait_time = _timing(
+    "sagemaker_model_loading_wait_time_seconds", "ModelLoadingWaitTime: how long an invocation waited for its model"
 )
-downloading_time = Histogram(
-    "sagemaker_model_downloading_time_seconds", "ModelDownloadingTime: fetching and unpacking a model from S3",
-    _INSTANCE, registry=REGISTRY, buckets=_BUCKETS,
+downloading_time = _timing(
+    "sagemaker_model_downloading_time_seconds", "ModelDownloadingTime: fetching and unpacking a model from S3"
 )
-loading_time = Histogram(
-    "sagemaker_model_loading_time_seconds", "ModelLoadingTime: the container's LoadModel call",
-    _INSTANCE, registry=REGISTRY, buckets=_BUCKETS,
-)
-unloading_time = Histogram(
-    "sagemaker_model_unloading_time_seconds", "ModelUnloadingTime: the container's UnloadModel call",
-    _INSTANCE, registry=REGISTRY, buckets=_BUCKETS,
-)
+loading_time = _timing("sagemaker_model_loading_time_seconds", "ModelLoadingTime: the container's LoadModel call")
+unloading_time = _timing("sagemaker_model_unloading_time_seconds", "ModelUnloadingTime: the container's UnloadModel call")
 cache_hits = Counter(
     "sagemaker_model_cache_hit_total", "ModelCacheHit: invocations whose model was loaded already (result=hit|miss)",
     _INSTANCE + ["result"], registry=REGISTRY,

@@ -1,25 +1,24 @@
 """The local endpoint for tests: ``python -m local serve`` on a free port, driven by real boto3 clients.
 
 Every client (sagemaker, sagemaker-runtime, s3, sns, sqs) gets the same ``endpoint_url``, as a
-user's script would; nothing is mocked (S3 and SNS are moto's server behind the port).
+user's script would; nothing is mocked (S3 and SNS are moto's server behind the port). The
+process is stopped as conftest's servers are, and so is checked for leftovers: every instance
+it started must be gone with it.
 """
 
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import boto3
 import httpx
-import psutil
+import pytest
 from botocore.config import Config
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, Server, free_port
 
 
-class LocalEndpoint:
+class LocalEndpoint(Server):
     def __init__(self, state_dir: Path, *args: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -31,47 +30,30 @@ class LocalEndpoint:
              "--seed", "0", *args],
             cwd=ROOT, stdout=self.log_file, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"local endpoint exited:\n{self.log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError(f"local endpoint did not listen:\n{self.log()}")
-        self.http = httpx.Client(base_url=self.url, timeout=30)
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+        self.wait_listening()
 
-    def client(self, service: str, **config):
+    def boto(self, service: str, **config):
         return boto3.client(
             service, endpoint_url=self.url, region_name="us-east-1",
             aws_access_key_id="testing", aws_secret_access_key="testing",
             config=Config(retries={"max_attempts": 1}, read_timeout=120, **config),
         )
 
-    def log(self) -> str:
-        self.log_file.flush()
-        return self.log_path.read_text(errors="replace")
-
     def instances(self, endpoint: str) -> dict:
-        return self.http.get(f"/_local/endpoints/{endpoint}").json()
+        return self.client.get(f"/_local/endpoints/{endpoint}").json()
 
     def metrics(self) -> str:
-        return self.http.get("/metrics").text
+        return self.client.get("/metrics").text
 
-    def stop(self) -> None:
-        children = psutil.Process(self.process.pid).children(recursive=True)
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        gone, alive = psutil.wait_procs(children, timeout=10)
-        for process in alive:
-            process.kill()
-        self.http.close()
-        self.log_file.close()
-        assert not alive, f"processes left behind: {[p.pid for p in alive]}"
+
+def local_endpoint(*args: str):
+    """A module-scoped fixture: one local endpoint (started with ``args``) for a test module."""
+
+    @pytest.fixture(scope="module")
+    def local(tmp_path_factory):
+        endpoint = LocalEndpoint(tmp_path_factory.mktemp("local-endpoint"), *args)
+        yield endpoint
+        endpoint.stop()
+
+    return local

@@ -7,21 +7,17 @@ from botocore.exceptions import ClientError
 from models.examples import sklearn as sklearn_examples
 from models.layout import archive
 from local.examples.steps import ROLE, deploy, wait_status
-from tests.local_endpoint_support import LocalEndpoint
+from tests.local_endpoint_support import local_endpoint
 
 
-@pytest.fixture(scope="module")
-def local(tmp_path_factory):
-    endpoint = LocalEndpoint(tmp_path_factory.mktemp("local-endpoint"))
-    yield endpoint
-    endpoint.stop()
+local = local_endpoint()
 
 
 @pytest.fixture(scope="module")
 def iris_url(local, tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     sklearn_examples.build(root)
-    s3 = local.client("s3")
+    s3 = local.boto("s3")
     s3.create_bucket(Bucket="single-models")
     s3.upload_file(str(archive(root, "sklearn-iris")), "single-models", "iris/model.tar.gz")
     return "s3://single-models/iris/model.tar.gz"
@@ -34,7 +30,7 @@ def error_of(call, **kwargs) -> dict:
 
 
 def test_control_plane_errors_are_the_services(local, iris_url):
-    sm = local.client("sagemaker")
+    sm = local.boto("sagemaker")
     bad_name = error_of(sm.create_model, ModelName="not a name!", PrimaryContainer={"Image": "x"})
     assert bad_name["Error"]["Code"] == "ValidationException"
     assert "at 'modelName' failed to satisfy constraint" in bad_name["Error"]["Message"]
@@ -49,18 +45,18 @@ def test_control_plane_errors_are_the_services(local, iris_url):
     assert "Cannot create already existing model" in again["Error"]["Message"]
     both = error_of(sm.create_model, ModelName="both", PrimaryContainer={"Image": "x"}, Containers=[{"Image": "x"}])
     assert "Exactly one of PrimaryContainer and Containers" in both["Error"]["Message"]
-    unchecked = local.client("sagemaker", parameter_validation=False)  # as a client that skips botocore's checks
+    unchecked = local.boto("sagemaker", parameter_validation=False)  # as a client that skips botocore's checks
     zero = error_of(unchecked.create_endpoint_config, EndpointConfigName="c", ProductionVariants=[
         {"VariantName": "v", "ModelName": "twice", "InitialInstanceCount": 0, "InstanceType": "ml.m5.large"}])
     assert "greater than or equal to 1" in zero["Error"]["Message"]
-    runtime = local.client("sagemaker-runtime")
+    runtime = local.boto("sagemaker-runtime")
     unknown = error_of(runtime.invoke_endpoint, EndpointName="nowhere", Body=b"1")
     assert unknown["Error"]["Code"] == "ValidationError"
     assert unknown["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
 def test_single_model_endpoint_lifecycle(local, iris_url):
-    sm, runtime = local.client("sagemaker"), local.client("sagemaker-runtime")
+    sm, runtime = local.boto("sagemaker"), local.boto("sagemaker-runtime")
     described = deploy(sm, "iris", {"Image": "local", "ModelDataUrl": iris_url})
     assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 1
     answer = runtime.invoke_endpoint(
@@ -98,7 +94,7 @@ def test_single_model_endpoint_lifecycle(local, iris_url):
 
 
 def test_missing_model_data_fails_the_endpoint_with_the_reason(local):
-    sm = local.client("sagemaker")
+    sm = local.boto("sagemaker")
     sm.create_model(ModelName="lost", PrimaryContainer={"Image": "local", "ModelDataUrl": "s3://single-models/none.tar.gz"},
                     ExecutionRoleArn=ROLE)
     sm.create_endpoint_config(EndpointConfigName="lost", ProductionVariants=[
@@ -107,7 +103,7 @@ def test_missing_model_data_fails_the_endpoint_with_the_reason(local):
     described = wait_status(sm, "lost")
     assert described["EndpointStatus"] == "Failed"
     assert "s3://single-models/none.tar.gz" in described["FailureReason"]
-    runtime = local.client("sagemaker-runtime")
+    runtime = local.boto("sagemaker-runtime")
     with pytest.raises(runtime.exceptions.ValidationError, match="not in service"):
         runtime.invoke_endpoint(EndpointName="lost", Body=b"1", ContentType="text/csv")
     sm.delete_endpoint(EndpointName="lost")

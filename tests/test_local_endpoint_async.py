@@ -13,22 +13,18 @@ import pytest
 from local.examples.steps import deploy, metric_sum
 from tests.builders import SLOW_CODE, sklearn_model
 from models.layout import archive
-from tests.local_endpoint_support import LocalEndpoint
+from tests.local_endpoint_support import local_endpoint
 
 REQUESTS = 20
 BUCKET = "async-io"
 
 
-@pytest.fixture(scope="module")
-def local(tmp_path_factory):
-    endpoint = LocalEndpoint(tmp_path_factory.mktemp("local-endpoint"))
-    yield endpoint
-    endpoint.stop()
+local = local_endpoint()
 
 
 @pytest.fixture(scope="module")
 def topics(local):
-    sns, sqs = local.client("sns"), local.client("sqs")
+    sns, sqs = local.boto("sns"), local.boto("sqs")
     queue_url = sqs.create_queue(QueueName="notifications")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     arns = {}
@@ -43,10 +39,10 @@ def endpoint(local, topics, tmp_path_factory):
     arns, _ = topics
     root = tmp_path_factory.mktemp("models")
     sklearn_model(root / "slow" / "model", code=SLOW_CODE)
-    s3 = local.client("s3")
+    s3 = local.boto("s3")
     s3.create_bucket(Bucket=BUCKET)
     s3.upload_file(str(archive(root, "slow")), BUCKET, "model/slow.tar.gz")
-    deploy(local.client("sagemaker"), "slow-async", {"Image": "local", "ModelDataUrl": f"s3://{BUCKET}/model/slow.tar.gz"},
+    deploy(local.boto("sagemaker"), "slow-async", {"Image": "local", "ModelDataUrl": f"s3://{BUCKET}/model/slow.tar.gz"},
            async_config={
                "ClientConfig": {"MaxConcurrentInvocationsPerInstance": 2},
                "OutputConfig": {
@@ -70,7 +66,7 @@ def received(sqs, queue_url: str, count: int, timeout: float = 60) -> list[dict]
 
 def test_async_requests_all_land_in_s3_with_notifications(local, endpoint, topics):
     _, queue_url = topics
-    s3, runtime, sqs = local.client("s3"), local.client("sagemaker-runtime"), local.client("sqs")
+    s3, runtime, sqs = local.boto("s3"), local.boto("sagemaker-runtime"), local.boto("sqs")
     submitted = {}
     for number in range(REQUESTS):
         key = f"input/{number}.csv"
@@ -103,7 +99,7 @@ def test_async_requests_all_land_in_s3_with_notifications(local, endpoint, topic
 
 def test_async_failures_go_to_the_failure_path_and_error_topic(local, endpoint, topics):
     _, queue_url = topics
-    s3, runtime, sqs = local.client("s3"), local.client("sagemaker-runtime"), local.client("sqs")
+    s3, runtime, sqs = local.boto("s3"), local.boto("sagemaker-runtime"), local.boto("sqs")
     s3.put_object(Bucket=BUCKET, Key="input/bad.csv", Body=b"not,a,number,here")
     bad = runtime.invoke_endpoint_async(EndpointName=endpoint, InputLocation=f"s3://{BUCKET}/input/bad.csv",
                                         ContentType="text/csv")

@@ -15,24 +15,20 @@ import xgboost
 from local.examples.steps import deploy, upload
 from models.examples import pipeline, sklearn as sklearn_examples, xgboost as xgboost_examples
 from models.layout import archive
-from tests.local_endpoint_support import LocalEndpoint
+from tests.local_endpoint_support import local_endpoint
 
 BUCKET = "containers"
 ROWS = np.array([[0.5, 80.0, 3.1, -6.0], [-1.0, 140.0, 2.9, -9.0]])
 
 
-@pytest.fixture(scope="module")
-def local(tmp_path_factory):
-    endpoint = LocalEndpoint(tmp_path_factory.mktemp("local-endpoint"))
-    yield endpoint
-    endpoint.stop()
+local = local_endpoint()
 
 
 @pytest.fixture(scope="module")
 def built(local, tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     ids = pipeline.build(root) + sklearn_examples.build(root) + xgboost_examples.build(root)
-    upload(local.client("s3"), BUCKET, {f"{i}/model.tar.gz": archive(root, i) for i in ids})
+    upload(local.boto("s3"), BUCKET, {f"{i}/model.tar.gz": archive(root, i) for i in ids})
     return root
 
 
@@ -46,7 +42,7 @@ def csv(rows) -> bytes:
 
 
 def test_serial_pipeline_feeds_each_answer_to_the_next(local, built):
-    sm, runtime = local.client("sagemaker"), local.client("sagemaker-runtime")
+    sm, runtime = local.boto("sagemaker"), local.boto("sagemaker-runtime")
     deploy(sm, "pipeline", [
         container("pipeline-preprocess", "preprocess", SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT="text/csv"),
         container("pipeline-xgboost", "xgboost"),
@@ -71,7 +67,7 @@ def test_serial_pipeline_feeds_each_answer_to_the_next(local, built):
 
 
 def test_direct_mode_invokes_the_container_named(local, built):
-    sm, runtime = local.client("sagemaker"), local.client("sagemaker-runtime")
+    sm, runtime = local.boto("sagemaker"), local.boto("sagemaker-runtime")
     deploy(sm, "direct", [container("sklearn-iris", "iris"), container("xgboost-binary", "binary")],
            mode="Direct", timeout=180)
     (instance,) = local.instances("direct")["instances"]
@@ -93,7 +89,7 @@ def test_direct_mode_invokes_the_container_named(local, built):
 
 
 def test_container_rules_are_checked_at_create_model(local):
-    sm = local.client("sagemaker")
+    sm = local.boto("sagemaker")
     with pytest.raises(sm.exceptions.ClientError, match="at most 15 containers|less than or equal to 15"):
         sm.create_model(ModelName="too-many", ExecutionRoleArn="arn:aws:iam::123456789012:role/local",
                         Containers=[{"Image": "local", "ContainerHostname": f"c{i}"} for i in range(16)])

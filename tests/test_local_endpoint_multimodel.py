@@ -20,10 +20,10 @@ from local.examples.steps import deploy, metric_sum, upload
 from models.layout import archive
 from tests.builders import sklearn_model
 from tests.conftest import Server
-from tests.local_endpoint_support import LocalEndpoint
+from tests.local_endpoint_support import local_endpoint
 
 CUSTOMERS = 30
-ROWS = 100_000  # x 10 features x 8 bytes: 8 MB of memory per model (and on disk: random data)
+ROWS = 50_000  # x 10 features x 8 bytes: 4 MB of memory per model (and on disk: random data)
 MODEL_MB = ROWS * 10 * 8 / 2**20
 HELD = 10  # models one instance's memory limit should hold
 HEADROOM_MB = 16
@@ -70,18 +70,14 @@ def memory_limit_mb(archives, tmp_path_factory):
     return int(base_mb + HEADROOM_MB + 3 * MODEL_MB + (HELD - 1.5) * MODEL_MB)
 
 
-@pytest.fixture(scope="module")
-def local(tmp_path_factory):
-    endpoint = LocalEndpoint(tmp_path_factory.mktemp("local-endpoint"), "--model-ready-timeout", "5")
-    yield endpoint
-    endpoint.stop()
+local = local_endpoint("--model-ready-timeout", "5")
 
 
 @pytest.fixture(scope="module")
 def mme(local, archives, memory_limit_mb):
     _, out = archives
-    upload(local.client("s3"), BUCKET, {f"models/{name}": path for name, path in out.items()})
-    deploy(local.client("sagemaker"), "customers", {
+    upload(local.boto("s3"), BUCKET, {f"models/{name}": path for name, path in out.items()})
+    deploy(local.boto("sagemaker"), "customers", {
         "Image": "local", "Mode": "MultiModel", "ModelDataUrl": f"s3://{BUCKET}/models/",
         "Environment": {"MODEL_SERVER_MEMORY_LIMIT_MB": str(memory_limit_mb),
                         "MODEL_SERVER_MEMORY_HEADROOM_MB": str(HEADROOM_MB)},
@@ -106,7 +102,7 @@ def invoke_retrying(runtime, **request):
 
 
 def test_zipf_workload_is_answered_in_full_with_evictions(local, mme):
-    runtime = local.client("sagemaker-runtime")
+    runtime = local.boto("sagemaker-runtime")
     rng = random.Random(1)
     weights = [1 / (rank + 1) for rank in range(CUSTOMERS)]
     targets = [f"customer-{n:03d}.tar.gz" for n in rng.choices(range(CUSTOMERS), weights, k=160)]
@@ -148,7 +144,7 @@ def test_zipf_workload_is_answered_in_full_with_evictions(local, mme):
 
 
 def test_a_model_the_container_lost_is_loaded_again(local, mme):
-    runtime = local.client("sagemaker-runtime")
+    runtime = local.boto("sagemaker-runtime")
     target = "customer-029.tar.gz"
     invoke_retrying(runtime, EndpointName=mme, TargetModel=target, Body=row(0), ContentType="text/csv")
     holder = next(i for i in local.instances(mme)["instances"] if target in i["models"]["loaded"])
@@ -164,7 +160,7 @@ def test_a_model_the_container_lost_is_loaded_again(local, mme):
 
 
 def test_missing_target_model_and_missing_header(local, mme):
-    runtime = local.client("sagemaker-runtime")
+    runtime = local.boto("sagemaker-runtime")
     with pytest.raises(runtime.exceptions.ValidationError, match="Could not download model data"):
         runtime.invoke_endpoint(EndpointName=mme, TargetModel="nobody.tar.gz", Body=row(0), ContentType="text/csv")
     with pytest.raises(runtime.exceptions.ValidationError, match="TargetModel is required"):
@@ -172,7 +168,7 @@ def test_missing_target_model_and_missing_header(local, mme):
 
 
 def test_a_slow_load_answers_429_then_succeeds(local, mme):
-    runtime = local.client("sagemaker-runtime")
+    runtime = local.boto("sagemaker-runtime")
     with pytest.raises(runtime.exceptions.ModelNotReadyException) as caught:
         runtime.invoke_endpoint(EndpointName=mme, TargetModel="slow-loader.tar.gz", Body=b"1,2,3,4",
                                 ContentType="text/csv")
@@ -185,7 +181,7 @@ def test_a_slow_load_answers_429_then_succeeds(local, mme):
 
 def test_cache_disabled_unloads_after_each_call(local, archives):
     _, out = archives
-    sm, runtime = local.client("sagemaker"), local.client("sagemaker-runtime")
+    sm, runtime = local.boto("sagemaker"), local.boto("sagemaker-runtime")
     deploy(sm, "uncached", {"Image": "local", "Mode": "MultiModel", "ModelDataUrl": f"s3://{BUCKET}/models/",
                             "MultiModelConfig": {"ModelCacheSetting": "Disabled"}}, timeout=120)
     for seed in range(3):

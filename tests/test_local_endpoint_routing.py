@@ -12,24 +12,20 @@ import pytest
 from local.examples.steps import deploy, wait_status
 from models.layout import archive
 from tests.builders import SLOW_CODE, sklearn_model
-from tests.local_endpoint_support import LocalEndpoint
+from tests.local_endpoint_support import local_endpoint
 
 SLOW = b"101.5,1,2,3"  # SLOW_CODE sleeps 1.5 s on this row
 QUICK = b"1,2,3,4"
 
 
-@pytest.fixture(scope="module")
-def local(tmp_path_factory):
-    endpoint = LocalEndpoint(tmp_path_factory.mktemp("local-endpoint"))
-    yield endpoint
-    endpoint.stop()
+local = local_endpoint()
 
 
 @pytest.fixture(scope="module")
 def routed(local, tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     sklearn_model(root / "slow" / "model", code=SLOW_CODE)
-    s3 = local.client("s3")
+    s3 = local.boto("s3")
     s3.create_bucket(Bucket="routing")
     s3.upload_file(str(archive(root, "slow")), "routing", "slow.tar.gz")
 
@@ -37,7 +33,7 @@ def routed(local, tmp_path_factory):
         return {"VariantName": name, "ModelName": "routed", "InitialInstanceCount": count, "InstanceType": "ml.m5.large",
                 "InitialVariantWeight": weight, "RoutingConfig": {"RoutingStrategy": strategy}}
 
-    deploy(local.client("sagemaker"), "routed", {"Image": "local", "ModelDataUrl": "s3://routing/slow.tar.gz"},
+    deploy(local.boto("sagemaker"), "routed", {"Image": "local", "ModelDataUrl": "s3://routing/slow.tar.gz"},
            variants=[variant("lor", 3, "LEAST_OUTSTANDING_REQUESTS", 1.0), variant("random", 2, "RANDOM", 0.0)],
            timeout=180)
     return "routed"
@@ -48,7 +44,7 @@ def served(local, name) -> dict:
 
 
 def test_least_outstanding_requests_spreads_concurrent_slow_requests(local, routed):
-    runtime = local.client("sagemaker-runtime")
+    runtime = local.boto("sagemaker-runtime")
     before = served(local, routed)
     with ThreadPoolExecutor(3) as pool:
         answers = list(pool.map(
@@ -60,7 +56,7 @@ def test_least_outstanding_requests_spreads_concurrent_slow_requests(local, rout
 
 
 def test_random_reaches_every_instance_and_target_variant_wins(local, routed):
-    runtime = local.client("sagemaker-runtime")
+    runtime = local.boto("sagemaker-runtime")
     for _ in range(24):
         answer = runtime.invoke_endpoint(EndpointName=routed, Body=QUICK, ContentType="text/csv", TargetVariant="random")
         assert answer["InvokedProductionVariant"] == "random"
@@ -71,7 +67,7 @@ def test_random_reaches_every_instance_and_target_variant_wins(local, routed):
 
 
 def test_update_weights_moves_the_traffic(local, routed):
-    sm, runtime = local.client("sagemaker"), local.client("sagemaker-runtime")
+    sm, runtime = local.boto("sagemaker"), local.boto("sagemaker-runtime")
     sm.update_endpoint_weights_and_capacities(EndpointName=routed, DesiredWeightsAndCapacities=[
         {"VariantName": "lor", "DesiredWeight": 0.0}, {"VariantName": "random", "DesiredWeight": 1.0}])
     described = wait_status(sm, routed, timeout=60)

@@ -28,6 +28,7 @@ from local.multimodel import ModelCache
 
 log = logging.getLogger("local.endpoint")
 DEFAULT_STARTUP_TIMEOUT = 240  # the platform's default ping window (CONTRACT.md §1)
+WATCH_INTERVAL = 1.0  # how often the platform looks for instances whose container has died
 
 
 @dataclass
@@ -101,11 +102,33 @@ class Endpoint:
         ]
         self.queue = None  # local.asyncq.AsyncQueue for an async endpoint, set by the control plane
         self.task: asyncio.Task | None = None
+        self.watcher: asyncio.Task | None = None
+        self.replaced = 0  # instances replaced because a container died
 
     # ------------------------------------------------------------------ lifecycle
 
     def deploy(self) -> None:
         self.task = asyncio.create_task(self._converge("Creating"))
+        self.watcher = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        """Replace an instance whose container died (crash, OOM kill), as the platform does."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            if self.status != "InService" or (self.task is not None and not self.task.done()):
+                continue
+            dead = []
+            for variant in self.variants:
+                for instance in list(variant.instances):
+                    reason = next((r for r in (c.exit_reason() for c in instance.containers) if r), None)
+                    if reason:
+                        log.warning("endpoint %s: replacing %s: %s", self.name, instance.name, reason)
+                        variant.instances.remove(instance)
+                        dead.append(instance)
+            if dead:
+                self.replaced += len(dead)
+                await self._stop(dead)
+                self.task = asyncio.create_task(self._converge("Replacing"))
 
     def update(self, changes: dict) -> None:
         """Apply DesiredWeight / DesiredInstanceCount per variant; Updating until the counts are reached."""
@@ -123,7 +146,9 @@ class Endpoint:
         try:
             await asyncio.gather(*(self._scale(variant) for variant in self.variants))
         except Exception as err:  # any failure to start: the endpoint says why
-            log.warning("endpoint %s failed: %s", self.name, err)
+            log.warning("endpoint %s: %s failed: %s", self.name, phase.lower(), err)
+            if phase == "Replacing":
+                return  # still in service on the instances it has
             self.failure_reason = str(err)
             self.status = "Failed" if phase == "Creating" else "InService"
             if phase == "Creating":
@@ -202,9 +227,10 @@ class Endpoint:
 
     async def delete(self) -> None:
         self.status = "Deleting"
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+        for task in (self.watcher, self.task):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self.queue is not None:
             await self.queue.close()
         await self._stop_all()

@@ -1,5 +1,9 @@
 """The local endpoint's control plane and a single-model endpoint, through boto3 as a user calls them."""
 
+import os
+import signal
+import time
+
 import psutil
 import pytest
 from botocore.exceptions import ClientError
@@ -91,6 +95,24 @@ def test_single_model_endpoint_lifecycle(local, iris_url):
     assert sm.list_endpoints()["Endpoints"] == []
     psutil.wait_procs([psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)], timeout=30)
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
+
+
+def test_an_instance_whose_container_dies_is_replaced(local, iris_url):
+    sm, runtime = local.boto("sagemaker"), local.boto("sagemaker-runtime")
+    deploy(sm, "phoenix", {"Image": "local", "ModelDataUrl": iris_url}, timeout=120)
+    (before,) = local.instances("phoenix")["instances"]
+    os.kill(before["containers"][0]["pid"], signal.SIGKILL)  # as an OOM kill would
+    deadline = time.monotonic() + 90
+    while True:
+        instances = local.instances("phoenix")["instances"]
+        if instances and instances[0]["instance"] != before["instance"]:
+            break
+        assert time.monotonic() < deadline, "the dead instance was not replaced"
+        time.sleep(0.2)
+    assert sm.describe_endpoint(EndpointName="phoenix")["EndpointStatus"] == "InService"
+    answer = runtime.invoke_endpoint(EndpointName="phoenix", Body=b"5.1,3.5,1.4,0.2", ContentType="text/csv")
+    assert answer["Body"].read().strip() in (b"[0]", b"[1]", b"[2]")
+    sm.delete_endpoint(EndpointName="phoenix")
 
 
 def test_missing_model_data_fails_the_endpoint_with_the_reason(local):

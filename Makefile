@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 EXAMPLES := models/build
 PORT ?= 8080
 
-.PHONY: setup examples run run-single test bench clean local-endpoint
+.PHONY: setup examples run run-single test lint fast bench clean local-endpoint
 
 # A virtualenv with the pinned runtime and dev sets; redone only when a requirements file changes.
 # scripts/install.sh is the images' install step too, so CI exercises the path the images take.
@@ -36,8 +36,16 @@ run-single: examples
 local-endpoint: setup
 	$(PY) -m local serve --port $(PORT)
 
-test: setup
-	$(PY) -m pytest tests
+# Lint, types and the in-process tier take seconds; then every real-server test over HTTP.
+test: lint fast
+	$(PY) -m pytest tests --ignore=tests/fast
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+fast: setup
+	$(PY) -m pytest tests/fast -q
 
 bench: examples
 	$(PY) benchmarks/density.py

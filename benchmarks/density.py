@@ -12,9 +12,7 @@ of the floor. The incumbent (multi-model-server + sagemaker-inference) measured 
 """
 
 import argparse
-import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,14 +21,13 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.loadgen import measure  # noqa: E402
+from harness.server import ServerProcess, free_port, tree_memory  # noqa: E402
 from models import data  # noqa: E402
-
 
 # A model that costs nothing to run: what is left is the cost of serving it.
 NOOP_MODEL = """
@@ -44,12 +41,6 @@ def model_fn(model_dir):
     return NoOp()
 """
 INVOKED = (("sklearn", "m0000"), ("xgboost", "m0001"), ("no-op", "noop"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def build_models(root: Path, count: int) -> list[tuple[str, Path]]:
@@ -71,18 +62,8 @@ def build_models(root: Path, count: int) -> list[tuple[str, Path]]:
     return made
 
 
-def tree_memory(pid: int) -> tuple[int, int]:
-    """RSS and PSS of a process and all its descendants, in bytes."""
-    rss = pss = 0
-    root = psutil.Process(pid)
-    for process in [root] + root.children(recursive=True):
-        info = process.memory_full_info()
-        rss += info.rss
-        pss += info.pss
-    return rss, pss
-
-
-def wait_for(url: str, timeout: float = 60) -> None:
+def wait_for_ping(url: str, timeout: float = 60) -> None:
+    """For the floor endpoint, which is not our server."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -91,7 +72,7 @@ def wait_for(url: str, timeout: float = 60) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise RuntimeError("server did not start")
+    raise RuntimeError("the floor endpoint did not start")
 
 
 def percentile(values, q) -> float:
@@ -111,14 +92,10 @@ def main() -> None:
         models = build_models(root, args.models)
         print(f"built {len(models)} models in {time.perf_counter() - started:.0f}s")
 
-        port = free_port()
-        env = {**os.environ, "SAGEMAKER_MULTI_MODEL": "true", "MODEL_SERVER_MODELS_ROOT": str(root),
-               "SAGEMAKER_BIND_TO_PORT": str(port), "MODEL_SERVER_HOST": "127.0.0.1", "MODEL_SERVER_LOG_LEVEL": "WARNING"}
-        server = subprocess.Popen([sys.executable, "-m", "server", "serve"], cwd=ROOT, env=env)
-        url = f"http://127.0.0.1:{port}"
+        env = {"SAGEMAKER_MULTI_MODEL": "true", "MODEL_SERVER_MODELS_ROOT": str(root), "MODEL_SERVER_LOG_LEVEL": "WARNING"}
+        server = ServerProcess(env, root / "server.log")
+        port, client = server.port, server.client
         try:
-            wait_for(url)
-            client = httpx.Client(base_url=url, timeout=120)
             rss0, pss0 = tree_memory(server.pid)
             first = {}
             load_times = []
@@ -157,13 +134,12 @@ def main() -> None:
                 for label, name in INVOKED for c in (1, 8)
             }
         finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(60)
+            server.stop()
 
         floor_port = free_port()
         floor = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "floor.py"), str(floor_port)], cwd=ROOT)
         try:
-            wait_for(f"http://127.0.0.1:{floor_port}")
+            wait_for_ping(f"http://127.0.0.1:{floor_port}")
             bare = {c: measure(floor_port, "/models/m0000/invoke", body, headers, c, args.seconds) for c in (1, 8)}
         finally:
             floor.send_signal(signal.SIGTERM)

@@ -31,21 +31,20 @@ import importlib
 import json
 import multiprocessing
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.density import free_port, percentile, tree_memory, wait_for  # noqa: E402
+from benchmarks.density import percentile  # noqa: E402
+from harness.server import ServerProcess  # noqa: E402
 from models import data  # noqa: E402
 
 FRAMEWORKS = ("sklearn", "xgboost", "pytorch", "onnx", "tensorflow", "prophet")
@@ -248,7 +247,7 @@ def raw_loads(framework: str, root: Path, count: int, requests: int, tmp: Path) 
     threads = len(os.sched_getaffinity(0))  # the workers' intra-op share with one worker each
     out = tmp / f"raw-{framework}.json"
     run_child(["raw", framework, str(root), str(count), str(threads), str(requests), str(out)],
-              env=worker_environment(threads))
+              env=worker_environment(threads, None))
     result = json.loads(out.read_text())
     later_rss = (result["rss"][-1] - result["rss"][1]) / max(1, count - 1)
     later_traced = float(np.mean(result["traced"][1:])) if count > 1 else float(result["traced"][0])
@@ -265,39 +264,21 @@ def raw_loads(framework: str, root: Path, count: int, requests: int, tmp: Path) 
 # ---------------------------------------------------------------------------------- server
 
 
-class Server:
+class Server(ServerProcess):
     """One multi-model server on a free port, its log in a file."""
 
     def __init__(self, models_root: Path, log_path: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         env = {
-            **os.environ,
             "SAGEMAKER_MULTI_MODEL": "true",
             "MODEL_SERVER_MODELS_ROOT": str(models_root),
-            "SAGEMAKER_BIND_TO_PORT": str(self.port),
-            "MODEL_SERVER_HOST": "127.0.0.1",
             "MODEL_SERVER_LOG_LEVEL": "WARNING",
             "MODEL_SERVER_ACCEL_REPORT": "false",
         }
-        self.log_path = log_path
-        self.log = open(log_path, "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve"], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-        wait_for(self.url)
-        self.client = httpx.Client(base_url=self.url, timeout=600)
+        super().__init__(env, log_path, timeout=600)
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def memory(self) -> tuple[int, int]:
-        return tree_memory(self.pid)
-
-    def load(self, name: str, path: Path) -> float:
+    def load(self, name: str, path: Path) -> float:  # type: ignore[override]
         t0 = time.perf_counter()
-        response = self.client.post("/models", json={"model_name": name, "url": str(path)})
+        response = super().load(name, path, expect=None)
         elapsed = time.perf_counter() - t0
         if response.status_code != 200:
             raise RuntimeError(f"LoadModel {name}: {response.status_code} {response.text}")
@@ -330,15 +311,8 @@ class Server:
             if not token:
                 return len(set(names)), pages
 
-    def stop(self) -> None:
-        self.client.close()
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
+    def stop(self) -> None:  # type: ignore[override]
+        super().stop(grace=60)
         lines = [line for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
         if lines:
             say(f"  (server log: {len(lines)} line(s); last ones:)")

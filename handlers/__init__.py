@@ -1,6 +1,6 @@
 """Framework handlers: one module per framework, all behind ``handlers.base.Framework``.
 
-Adding a framework means adding one module here and its name to ``FRAMEWORKS``. The order of
+Adding a framework means adding one module to ``handlers/frameworks/`` and its name to ``FRAMEWORKS``. The order of
 ``FRAMEWORKS`` is the order of detection: a more specific pattern comes before a looser one.
 """
 
@@ -24,7 +24,8 @@ def get(name: str) -> Framework:
     """The framework called ``name``; importing its module does not import the framework."""
     if name not in FRAMEWORKS and name != FALLBACK:
         raise ModelLoadError(f"unknown framework {name!r}; known: {', '.join(FRAMEWORKS)}")
-    return importlib.import_module(f"handlers.{name}").FRAMEWORK
+    framework: Framework = importlib.import_module(f"handlers.frameworks.{name}").FRAMEWORK
+    return framework
 
 
 def detect(model_dir: Path, explicit: str | None = None, program: str = "inference.py") -> tuple[Framework, Path | None]:

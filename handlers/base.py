@@ -6,21 +6,30 @@ bytes): a handler module must not import its framework at module level, so that 
 small and a framework's import is paid once, in the worker that serves it.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from handlers import codecs
 from handlers.context import Context
+from handlers.errors import ModelLoadError
 
 
-def default_decode(body: bytes, content_type: str | None, context: Context):
+def default_decode(body: bytes, content_type: str | None, context: Context) -> Any:
     return codecs.decode(body, content_type)
 
 
-def default_encode(prediction, accept: str | None, context: Context) -> tuple[bytes, str]:
+def default_encode(prediction: Any, accept: str | None, context: Context) -> tuple[bytes, str]:
     kind = codecs.negotiate(accept, context.default_accept)
     return codecs.encode(prediction, kind), kind
+
+
+def outputs_encode(prediction: Any, accept: str | None, context: Context) -> tuple[bytes, str]:
+    """The encoder of networks that may answer several outputs (ONNX, PyTorch): see
+    ``codecs.encode_outputs``."""
+    kind = codecs.negotiate(accept, context.default_accept)
+    return codecs.encode_outputs(prediction, kind), kind
 
 
 @dataclass(frozen=True)
@@ -66,3 +75,16 @@ def first_match(model_dir: Path, names: tuple[str, ...], suffixes: tuple[str, ..
         if path.suffix.lower() in suffixes:
             return path
     return None
+
+
+def single_file(model_dir: Path, named: str, suffixes: tuple[str, ...], what: str) -> Path | None:
+    """``named`` if present, else the one file with one of ``suffixes``; several is the user's
+    ambiguity to resolve, so it is refused rather than guessed."""
+    candidate = model_dir / named
+    if candidate.is_file():
+        return candidate
+    candidates = [p for p in files_in(model_dir) if p.suffix.lower() in suffixes]
+    if len(candidates) > 1:
+        names = ", ".join(p.name for p in candidates[:5])
+        raise ModelLoadError(f"several {what} files ({names}) and no {named}: name the one to serve {named}")
+    return candidates[0] if candidates else None

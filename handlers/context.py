@@ -6,6 +6,7 @@ Shaped like the context of the AWS framework containers, so user code written fo
 """
 
 from dataclasses import dataclass, field
+from typing import Any
 
 CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 
@@ -14,11 +15,11 @@ CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 class Context:
     model_dir: str
     default_accept: str
-    request_headers: dict = field(default_factory=dict)  # lower-case names
-    response_headers: dict = field(default_factory=dict)
+    request_headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    response_headers: dict[str, str] = field(default_factory=dict)
 
     @property
-    def system_properties(self) -> dict:
+    def system_properties(self) -> dict[str, Any]:
         return {"model_dir": self.model_dir, "gpu_id": None}
 
     @property
@@ -37,7 +38,7 @@ class Context:
     def get_request_header(self, idx: int, key: str) -> str | None:
         return self.request_headers.get(key.lower())
 
-    def get_all_request_header(self, idx: int = 0) -> dict:
+    def get_all_request_header(self, idx: int = 0) -> dict[str, str]:
         return dict(self.request_headers)
 
     def set_response_header(self, idx: int, key: str, value: str) -> None:

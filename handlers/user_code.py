@@ -2,28 +2,34 @@
 
 ``model_fn``, ``input_fn``, ``predict_fn``, ``output_fn`` and ``transform_fn``, each optional,
 each with or without a trailing ``context`` (told apart by arity). Whatever the user leaves out
-comes from the framework handler. Each model's code is imported under a module name of its own,
+comes from the framework handler (``handlers.serving`` puts the two together). Each model's code is imported under a module name of its own,
 and the sibling modules it imports are taken out of ``sys.modules`` again, so two models whose
 ``inference.py`` (or ``utils.py``) differ never see each other's. ``code/requirements.txt`` is
 installed at load into a directory keyed by its content, shared by models that ask the same.
 """
 
+import ctypes
 import hashlib
 import importlib.util
 import inspect
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from handlers import codecs
-from handlers.base import Framework
 from handlers.context import Context
 from handlers.errors import ModelLoadError
 
 log = logging.getLogger("user_code")
+Hook = Callable[..., Any]  # a user hook wrapped to take the context first
 
 HOOKS = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
 TEXT_TYPES = (codecs.JSON, codecs.CSV)  # bodies handed to input_fn as str, like the AWS toolkits
@@ -36,6 +42,14 @@ def code_dir(model_dir: Path) -> Path:
 
 def has_user_code(model_dir: Path, program: str) -> bool:
     return (code_dir(model_dir) / program).is_file()
+
+
+def _die_with_parent() -> None:
+    """In pip's child: SIGKILL when the worker dies, however it dies (Linux; elsewhere a no-op)."""
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def install_requirements(model_dir: Path, packages_root: Path) -> Path | None:
@@ -52,7 +66,7 @@ def install_requirements(model_dir: Path, packages_root: Path) -> Path | None:
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input",
         "--target", str(partial), "-r", str(requirements),
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, preexec_fn=_die_with_parent)
     if result.returncode != 0:
         lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
         reason = next((line for line in reversed(lines) if "ERROR" in line), lines[-1] if lines else "pip failed")
@@ -66,7 +80,7 @@ def install_requirements(model_dir: Path, packages_root: Path) -> Path | None:
     return target
 
 
-def import_user_module(model_dir: Path, program: str, packages: Path | None):
+def import_user_module(model_dir: Path, program: str, packages: Path | None) -> ModuleType:
     """Import ``code/<program>`` under a name of its own, isolated from other models' code."""
     path = code_dir(model_dir) / program
     name = "user_code_" + hashlib.sha256(str(model_dir).encode()).hexdigest()[:16]
@@ -76,6 +90,8 @@ def import_user_module(model_dir: Path, program: str, packages: Path | None):
         sys.path[:0] = extra
         try:
             spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                raise ModelLoadError(f"code/{program} cannot be imported")
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
         finally:
@@ -90,7 +106,7 @@ def import_user_module(model_dir: Path, program: str, packages: Path | None):
     return module
 
 
-def _with_context(fn):
+def _with_context(fn: Callable[..., Any]) -> Hook:
     """Call ``fn`` with or without the trailing context, as its signature asks."""
     try:
         parameters = [
@@ -112,7 +128,7 @@ def _response_type(accept: str | None, context: Context) -> str:
     return context.default_accept
 
 
-def _as_response(result, accept: str | None, context: Context) -> tuple[bytes, str]:
+def as_response(result: Any, accept: str | None, context: Context) -> tuple[bytes, str]:
     if isinstance(result, tuple) and len(result) == 2:
         body, content_type = result
     else:
@@ -124,46 +140,34 @@ def _as_response(result, accept: str | None, context: Context) -> tuple[bytes, s
     return bytes(body), content_type
 
 
-class Hooks:
-    """The steps of a request: the hooks ``module`` defines (wrapped to take the context first),
-    the framework's own decode/predict/encode for the rest. ``module`` None: all the framework's."""
+@dataclass(frozen=True)
+class UserHooks:
+    """The hooks a model's ``code/<program>`` defines, each wrapped to take the context first;
+    None for each it leaves out (the framework's own step serves then)."""
 
-    def __init__(self, module, framework: Framework):
-        found = {hook: getattr(module, hook) for hook in HOOKS if callable(getattr(module, hook, None))}
-        if "transform_fn" in found and {"input_fn", "predict_fn", "output_fn"} & set(found):
-            raise ModelLoadError(
-                "code/inference.py defines transform_fn together with input_fn, predict_fn or output_fn; "
-                "define transform_fn alone or the other three"
-            )
-        self.framework = framework
-        wrapped = {hook: _with_context(fn) for hook, fn in found.items()}
-        self.model_fn = wrapped.get("model_fn")
-        self.transform_fn = wrapped.get("transform_fn")
-        self.input_fn = wrapped.get("input_fn")
-        self.predict_fn = wrapped.get("predict_fn")
-        self.output_fn = wrapped.get("output_fn")
+    model_fn: Hook | None = None
+    input_fn: Hook | None = None
+    predict_fn: Hook | None = None
+    output_fn: Hook | None = None
+    transform_fn: Hook | None = None
 
-    def body_for_user(self, body: bytes, content_type: str | None):
-        if codecs.media_type(content_type) in TEXT_TYPES:
-            try:
-                return body.decode("utf-8")
-            except UnicodeDecodeError:
-                return body
-        return body
 
-    def invoke(self, model, body: bytes, headers: dict, context: Context) -> tuple[bytes, str]:
-        content_type, accept = headers.get("content-type"), headers.get("accept")
-        if self.transform_fn is not None:
-            result = self.transform_fn(context, model, self.body_for_user(body, content_type), content_type, accept)
-            return _as_response(result, accept, context)
-        if self.input_fn is not None:
-            data = self.input_fn(context, self.body_for_user(body, content_type), content_type)
-        else:
-            data = self.framework.decode(body, content_type, context)
-        if self.predict_fn is not None:
-            prediction = self.predict_fn(context, data, model)
-        else:
-            prediction = self.framework.predict(model, data, context)
-        if self.output_fn is not None:
-            return _as_response(self.output_fn(context, prediction, accept), accept, context)
-        return self.framework.encode(prediction, accept, context)
+def find_hooks(module: ModuleType | None) -> UserHooks:
+    """The hooks of a user module (None: no user code)."""
+    found = {hook: getattr(module, hook) for hook in HOOKS if callable(getattr(module, hook, None))}
+    if "transform_fn" in found and {"input_fn", "predict_fn", "output_fn"} & set(found):
+        raise ModelLoadError(
+            "code/inference.py defines transform_fn together with input_fn, predict_fn or output_fn; "
+            "define transform_fn alone or the other three"
+        )
+    return UserHooks(**{hook: _with_context(fn) for hook, fn in found.items()})
+
+
+def body_for_user(body: bytes, content_type: str | None) -> str | bytes:
+    """JSON and CSV bodies reach ``input_fn``/``transform_fn`` as text, like the AWS toolkits."""
+    if codecs.media_type(content_type) in TEXT_TYPES:
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            return body
+    return body

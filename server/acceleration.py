@@ -272,7 +272,7 @@ def probe_onnxruntime(rng) -> dict:
     import onnxruntime
 
     try:  # the handler's own options, fast-math session entry included
-        from handlers.onnx import BF16_FASTMATH, session_options
+        from handlers.frameworks.onnx import BF16_FASTMATH, session_options
 
         options = session_options()
     except ImportError:
@@ -422,7 +422,7 @@ def command(frameworks: list[str] | None, compact: bool, nice: int) -> int:
     except ConfigError as err:
         print(f"configuration error: {err}", file=sys.stderr)
         return 2
-    result = report(worker_environment(settings.intra_op_threads), tuple(frameworks or PROBED))
+    result = report(worker_environment(settings.intra_op_threads, settings.fpmath_mode), tuple(frameworks or PROBED))
     print(json.dumps(result, separators=(",", ":")) if compact else json.dumps(result, indent=2))
     return 0
 
@@ -440,7 +440,7 @@ async def log_report(logger, timeout: float = 600.0) -> None:
     )
     try:
         stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         logger.warning("acceleration report: no answer within %.0fs, stopped", timeout)
         return
     finally:

@@ -1,11 +1,12 @@
 """The HTTP front: routes that map the SageMaker hosting contract onto the model service.
 
 Thin by design: read the request, call ``ModelService``, write the answer. No model code runs
-here, and every failure leaves as ``{"error": "...", "code": N}``.
+here, and every failure leaves as ``{"code": N, "type": "...", "message": "..."}`` (CONTRACT.md §5).
 """
 
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 from starlette.applications import Starlette
@@ -14,21 +15,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from handlers.errors import BadInput, NotFound, ServingError
 from server import metrics
 from server.config import Settings
-from server.errors import ServingError
-from server.models import SINGLE_MODEL_NAME, ModelService
+from server.service import SINGLE_MODEL_NAME, ModelService
 
 log = logging.getLogger("front")
+Endpoint = Callable[[Request], Awaitable[Response]]
 FORWARDED = ("content-type", "accept")  # and every X-Amzn-* header: the rest stays in the front
 
 
-def json_response(value, status: int = 200) -> Response:
+def json_response(value: object, status: int = 200) -> Response:
     return Response(orjson.dumps(value), status, media_type="application/json")
 
 
-def error_response(status: int, message: str) -> Response:
-    return json_response({"error": message, "code": status}, status)
+def error_response(err: ServingError) -> Response:
+    return json_response(err.body(), err.status)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -36,15 +38,15 @@ async def read_body(request: Request, limit: int) -> bytes:
     length = request.headers.get("content-length")
     if length is not None:
         if not length.isdigit():
-            raise ServingError(400, "Content-Length is not a number")
+            raise BadInput("Content-Length is not a number")
         if int(length) > limit:
-            raise ServingError(413, f"request body of {int(length)} bytes exceeds the {limit}-byte limit")
+            raise ServingError(f"request body of {int(length)} bytes exceeds the {limit}-byte limit", 413)
         return await request.body()
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise ServingError(413, f"request body exceeds the {limit}-byte limit")
+            raise ServingError(f"request body exceeds the {limit}-byte limit", 413)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -54,7 +56,7 @@ def build_app(settings: Settings, service: ModelService | None = None) -> Starle
 
     async def ping(request: Request) -> Response:
         healthy, why = service.ready()
-        return Response(b"", 200) if healthy else error_response(503, why)
+        return Response(b"", 200) if healthy else error_response(ServingError(why, 503))
 
     async def execution_parameters(request: Request) -> Response:
         return json_response(
@@ -73,7 +75,7 @@ def build_app(settings: Settings, service: ModelService | None = None) -> Starle
 
     async def invocations(request: Request) -> Response:
         if settings.multi_model:
-            raise ServingError(404, "this is a multi-model server: invoke POST /models/{name}/invoke")
+            raise NotFound("this is a multi-model server: invoke POST /models/{name}/invoke", type="ResourceNotFoundException")
         return await invoke_model(request, SINGLE_MODEL_NAME)
 
     async def invoke_named(request: Request) -> Response:
@@ -84,9 +86,9 @@ def build_app(settings: Settings, service: ModelService | None = None) -> Starle
         try:
             spec = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise ServingError(400, "body must be JSON: {\"model_name\": ..., \"url\": ...}") from None
+            raise BadInput("body must be JSON: {\"model_name\": ..., \"url\": ...}") from None
         if not isinstance(spec, dict) or "model_name" not in spec or "url" not in spec:
-            raise ServingError(400, "body must be a JSON object with model_name and url")
+            raise BadInput("body must be a JSON object with model_name and url")
         entry = await service.load(spec["model_name"], spec["url"])
         return json_response({"status": f"Model {entry.name!r} loaded", "modelName": entry.name})
 
@@ -107,27 +109,32 @@ def build_app(settings: Settings, service: ModelService | None = None) -> Starle
         metrics.memory_rss.set(service.memory_rss())
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    def multi_model_only(endpoint):
+    def multi_model_only(endpoint: Endpoint) -> Endpoint:
         async def guarded(request: Request) -> Response:
             if not settings.multi_model:
-                raise ServingError(404, "model management needs SAGEMAKER_MULTI_MODEL=true")
+                raise NotFound("model management needs SAGEMAKER_MULTI_MODEL=true", type="ResourceNotFoundException")
             return await endpoint(request)
 
         return guarded
 
-    async def serving_error(request: Request, err: ServingError) -> Response:
-        return error_response(err.status, err.message)
+    async def serving_error(request: Request, err: Exception) -> Response:
+        assert isinstance(err, ServingError)
+        return error_response(err)
 
-    async def http_error(request: Request, err: HTTPException) -> Response:
-        messages = {404: "no such route", 405: f"method {request.method} is not allowed here"}
-        return error_response(err.status_code, messages.get(err.status_code, err.detail))
+    async def http_error(request: Request, err: Exception) -> Response:
+        assert isinstance(err, HTTPException)
+        if err.status_code == 404:
+            return error_response(NotFound("no such route", type="ResourceNotFoundException"))
+        if err.status_code == 405:
+            return error_response(ServingError(f"method {request.method} is not allowed here", 405))
+        return error_response(ServingError(str(err.detail), err.status_code))
 
     async def unexpected_error(request: Request, err: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, f"internal error: {type(err).__name__}")
+        return error_response(ServingError(f"internal error: {type(err).__name__}", 500))
 
     @contextlib.asynccontextmanager
-    async def lifespan(app):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await service.start()
         yield
         await service.stop()

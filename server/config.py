@@ -1,28 +1,35 @@
-"""Settings: every environment variable the server reads, parsed once at start.
+"""Settings: every environment variable the server reads, parsed once at start (in the front).
 
 A bad value stops startup with a message naming the variable. Nothing else in the server reads
-``os.environ``; workers get what they need from the front.
+``os.environ``; workers get what they need from the front (``server.protocol.WorkerConfig`` and
+the environment ``server.workers.worker_environment`` builds). Variables the server only has to
+check (``SAGEMAKER_SAFE_PORT_RANGE``: it opens no second port; ``SAGEMAKER_BATCH``) are
+validated and not kept.
 """
 
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+Env = Mapping[str, str]
 
 
 class ConfigError(Exception):
     """A variable has a value the server cannot use."""
 
 
-def _get(env, name: str) -> str | None:
+def _get(env: Env, name: str) -> str | None:
     value = env.get(name)
     return value.strip() if value is not None and value.strip() else None
 
 
-def _bool(env, name: str, default: bool) -> bool:
+def _optional_bool(env: Env, name: str) -> bool | None:
     value = _get(env, name)
     if value is None:
-        return default
+        return None
     if value.lower() in ("true", "1", "yes"):
         return True
     if value.lower() in ("false", "0", "no"):
@@ -30,7 +37,12 @@ def _bool(env, name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={value!r}: expected true or false")
 
 
-def _number(env, name: str, default, low, high, kind=int):
+def _bool(env: Env, name: str, default: bool) -> bool:
+    value = _optional_bool(env, name)
+    return default if value is None else value
+
+
+def _number(env: Env, name: str, default: Any, low: float, high: float, kind: type = int) -> Any:
     value = _get(env, name)
     if value is None:
         return default
@@ -43,7 +55,7 @@ def _number(env, name: str, default, low, high, kind=int):
     return number
 
 
-def _choice(env, name: str, default: str, choices: tuple[str, ...]) -> str:
+def _choice(env: Env, name: str, default: str, choices: tuple[str, ...]) -> str:
     value = _get(env, name)
     if value is None:
         return default
@@ -52,7 +64,7 @@ def _choice(env, name: str, default: str, choices: tuple[str, ...]) -> str:
     return value.upper()
 
 
-def _port_range(env, name: str) -> tuple[int, int] | None:
+def _port_range(env: Env, name: str) -> tuple[int, int] | None:
     value = _get(env, name)
     if value is None:
         return None
@@ -68,14 +80,15 @@ def _port_range(env, name: str) -> tuple[int, int] | None:
 FPMATH_MODES = ("STRICT", "BF16", "F16", "TF32", "ANY")  # oneDNN's default fpmath modes
 
 
-def fpmath_mode(env) -> str | None:
+def fpmath_mode(env: Env) -> str | None:
     """oneDNN's default fpmath mode for the workers, or None to leave oneDNN's own (STRICT).
 
     MODEL_SERVER_BF16_FASTMATH, when set, decides: true is BF16, false is STRICT. Otherwise
     ONEDNN_DEFAULT_FPMATH_MODE, then DNNL_DEFAULT_FPMATH_MODE (oneDNN reads the two names in that
-    order); ``server.workers.worker_environment`` gives the workers both names with this value.
+    order); ``server.workers.worker_environment`` gives the workers both names with this value,
+    and that is the one place the workers' frameworks read it from.
     """
-    fastmath = _bool(env, "MODEL_SERVER_BF16_FASTMATH", None)
+    fastmath = _optional_bool(env, "MODEL_SERVER_BF16_FASTMATH")
     modes = {}
     for name in ("ONEDNN_DEFAULT_FPMATH_MODE", "DNNL_DEFAULT_FPMATH_MODE"):
         value = _get(env, name)
@@ -91,7 +104,6 @@ def fpmath_mode(env) -> str | None:
 class Settings:
     host: str
     port: int
-    safe_port_range: tuple[int, int] | None
     multi_model: bool
     model_dir: Path
     models_root: Path
@@ -100,26 +112,26 @@ class Settings:
     timeout_seconds: float
     max_payload_bytes: int
     default_accept: str
-    batch: bool
     batch_strategy: str
     max_concurrent_transforms: int
     program: str
     packages_root: Path
     workers_per_framework: int
     worker_threads: int
+    load_threads: int
+    load_timeout_seconds: float
     intra_op_threads: int
     memory_limit_bytes: int | None
     memory_headroom_bytes: int
     startup_timeout_seconds: float
     log_level: str
-    # MODEL_SERVER_BF16_FASTMATH as given (None: unset), and the fpmath mode the workers get.
-    bf16_fastmath: bool | None = None
+    # oneDNN's fpmath mode for the workers (MODEL_SERVER_BF16_FASTMATH or the oneDNN variables).
     fpmath_mode: str | None = None
     # MODEL_SERVER_ACCEL_REPORT: log the acceleration report (server.acceleration) at start.
     accel_report: bool = False
 
     @classmethod
-    def from_env(cls, env=None) -> "Settings":
+    def from_env(cls, env: Env | None = None) -> "Settings":
         env = os.environ if env is None else env
         from handlers import FALLBACK, FRAMEWORKS
 
@@ -141,10 +153,11 @@ class Settings:
             raise ConfigError(
                 f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={accept!r}: expected one of {', '.join(ENCODABLE)}"
             )
+        _port_range(env, "SAGEMAKER_SAFE_PORT_RANGE")
+        _bool(env, "SAGEMAKER_BATCH", False)
         return cls(
             host=_get(env, "MODEL_SERVER_HOST") or "0.0.0.0",
             port=_number(env, "SAGEMAKER_BIND_TO_PORT", 8080, 1, 65535),
-            safe_port_range=_port_range(env, "SAGEMAKER_SAFE_PORT_RANGE"),
             multi_model=_bool(env, "SAGEMAKER_MULTI_MODEL", False),
             model_dir=Path(_get(env, "MODEL_SERVER_MODEL_DIR") or "/opt/ml/model").absolute(),
             models_root=Path(_get(env, "MODEL_SERVER_MODELS_ROOT") or "/opt/ml/models").absolute(),
@@ -153,7 +166,6 @@ class Settings:
             timeout_seconds=_number(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS", 60.0, 0.1, 3600.0, float),
             max_payload_bytes=int(_number(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6.0, 0.001, 1024.0, float) * 2**20),
             default_accept=media_type(accept),
-            batch=_bool(env, "SAGEMAKER_BATCH", False),
             batch_strategy=_choice(env, "SAGEMAKER_BATCH_STRATEGY", "MULTI_RECORD", ("SINGLE_RECORD", "MULTI_RECORD")),
             max_concurrent_transforms=_number(env, "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", cpus * workers, 1, 1024),
             program=_get(env, "SAGEMAKER_PROGRAM") or "inference.py",
@@ -162,12 +174,14 @@ class Settings:
             ).absolute(),
             workers_per_framework=workers,
             worker_threads=_number(env, "MODEL_SERVER_WORKER_THREADS", 4, 1, 256),
+            load_threads=_number(env, "MODEL_SERVER_LOAD_THREADS", 2, 1, 64),
+            # Well under the platform's 360 s, so that a stuck load frees its name while it waits.
+            load_timeout_seconds=_number(env, "MODEL_SERVER_LOAD_TIMEOUT_SECONDS", 180.0, 1.0, 3600.0, float),
             intra_op_threads=_number(env, "MODEL_SERVER_INTRA_OP_THREADS", max(1, cpus // workers), 1, 1024),
             memory_limit_bytes=memory_limit * 2**20 if memory_limit else None,
             memory_headroom_bytes=_number(env, "MODEL_SERVER_MEMORY_HEADROOM_MB", 256, 0, 2**20) * 2**20,
             startup_timeout_seconds=_number(env, "MODEL_SERVER_WORKER_START_TIMEOUT_SECONDS", 300.0, 1.0, 3600.0, float),
             log_level=log_level.upper(),
-            bf16_fastmath=_bool(env, "MODEL_SERVER_BF16_FASTMATH", None),
             fpmath_mode=fpmath_mode(env),
             accel_report=_bool(env, "MODEL_SERVER_ACCEL_REPORT", False),
         )

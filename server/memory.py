@@ -9,6 +9,7 @@ framework's factor, plus a new worker's cost when the framework has none yet.
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import psutil
@@ -51,7 +52,7 @@ def rss(pid: int | str = "self") -> int:
         return 0
 
 
-def tree_rss(pids) -> int:
+def tree_rss(pids: Iterable[int | str]) -> int:
     """Resident memory of the given processes, summed (missing ones count as zero)."""
     return sum(rss(pid) for pid in pids)
 
@@ -62,7 +63,7 @@ class MemoryBudget:
         self.headroom = headroom_bytes
         self.reserved = 0  # estimates of loads under way, not yet visible in RSS
 
-    def shortfall(self, need: int, pids) -> str | None:
+    def shortfall(self, need: int, pids: Iterable[int | str]) -> str | None:
         """Why ``need`` more bytes do not fit, or None when they do."""
         used = tree_rss(pids) + self.reserved
         allowed = self.limit - self.headroom
@@ -77,4 +78,12 @@ class MemoryBudget:
                 f"not enough memory to load the model: it needs about {need / 2**20:.0f} MB, "
                 f"the machine has {available / 2**20:.0f} MB free"
             )
+        return None
+
+    def overrun(self, pids: Iterable[int | str]) -> str | None:
+        """Why the processes now hold more than the budget allows, or None while they do not."""
+        used = tree_rss(pids) + self.reserved
+        allowed = self.limit - self.headroom
+        if used > allowed:
+            return f"{used / 2**20:.0f} MB in use, more than the {allowed / 2**20:.0f} MB allowed of {self.limit / 2**20:.0f} MB"
         return None

@@ -30,6 +30,9 @@ invocation_latency = Histogram(
 )
 worker_restarts = Counter("worker_restarts_total", "Worker processes that died and were restarted", ["framework"], registry=REGISTRY)
 worker_hangs = Counter("worker_hangs_total", "Workers killed for answering nothing after a timeout", ["framework"], registry=REGISTRY)
+quarantines = Counter(
+    "model_quarantines_total", "Models quarantined for being in flight at repeated worker deaths", ["framework"], registry=REGISTRY
+)
 workers_running = Gauge("workers_running", "Worker processes running", ["framework"], registry=REGISTRY)
 memory_rss = Gauge("server_memory_rss_bytes", "Resident memory of the front and its workers", registry=REGISTRY)
 memory_limit = Gauge("server_memory_limit_bytes", "The memory budget loads are checked against", registry=REGISTRY)

@@ -6,14 +6,15 @@ consistent while models come and go, and no server-side cursor needs keeping.
 
 import asyncio
 import base64
-import bisect
 import binascii
+import bisect
 import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from server.errors import ServingError
+from handlers.errors import BadInput, Conflict, ServingError
 
 MAX_NAME_LENGTH = 256
 DEFAULT_PAGE = 100
@@ -26,8 +27,8 @@ class ModelEntry:
     url: str
     path: Path
     framework: str
-    state: str = "loading"  # "loading" (first load or reload after a worker crash) or "ready"
-    worker: object = None  # the WorkerProcess holding it, once loaded
+    state: str = "loading"  # "loading" (first load or reload after a worker crash), "ready" or "quarantined"
+    worker: Any = None  # the WorkerProcess holding it, once loaded
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     failure: ServingError | None = None  # why the last load failed, for requests that waited on it
     estimate_bytes: int = 0
@@ -35,9 +36,10 @@ class ModelEntry:
     load_seconds: float = 0.0
     loaded_at: float = 0.0
     invocations: int = 0
+    deaths: list[float] = field(default_factory=list)  # when its worker died with it in flight (monotonic)
     last_invoked_at: float | None = None
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {
             "modelName": self.name,
             "modelUrl": self.url,
@@ -58,19 +60,19 @@ class ModelEntry:
         self.ready.set()
 
 
-def check_name(name) -> str:
+def check_name(name: object) -> str:
     """A model name is opaque, untrusted text: refuse what could not round-trip through a URL path."""
     if not isinstance(name, str) or not name:
-        raise ServingError(400, "model_name must be a non-empty string")
+        raise BadInput("model_name must be a non-empty string")
     if len(name) > MAX_NAME_LENGTH:
-        raise ServingError(400, f"model_name is longer than {MAX_NAME_LENGTH} characters")
+        raise BadInput(f"model_name is longer than {MAX_NAME_LENGTH} characters")
     if name in (".", ".."):
-        raise ServingError(400, "model_name cannot be '.' or '..'")
+        raise BadInput("model_name cannot be '.' or '..'")
     for char in name:
         if char in "/\\":
-            raise ServingError(400, "model_name cannot contain '/' or '\\'")
+            raise BadInput("model_name cannot contain '/' or '\\'")
         if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
-            raise ServingError(400, f"model_name contains a control character (U+{ord(char):04X})")
+            raise BadInput(f"model_name contains a control character (U+{ord(char):04X})")
     return name
 
 
@@ -83,11 +85,11 @@ def _untoken(token: str) -> str:
         padded = (token + "=" * (-len(token) % 4)).encode()
         return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ServingError(400, "next_page_token is not a token this server issued") from None
+        raise BadInput("next_page_token is not a token this server issued") from None
 
 
 class Registry:
-    def __init__(self):
+    def __init__(self) -> None:
         self._entries: dict[str, ModelEntry] = {}
         self._names: list[str] = []
 
@@ -102,7 +104,7 @@ class Registry:
 
     def add(self, entry: ModelEntry) -> None:
         if entry.name in self._entries:
-            raise ServingError(409, "a model with this name is already loaded")
+            raise Conflict("a model with this name is already loaded")
         self._entries[entry.name] = entry
         bisect.insort(self._names, entry.name)
 
@@ -115,9 +117,9 @@ class Registry:
         try:
             size = DEFAULT_PAGE if limit is None else int(limit)
         except ValueError:
-            raise ServingError(400, "limit must be a whole number") from None
+            raise BadInput("limit must be a whole number") from None
         if not 1 <= size <= MAX_PAGE:
-            raise ServingError(400, f"limit must be between 1 and {MAX_PAGE}")
+            raise BadInput(f"limit must be between 1 and {MAX_PAGE}")
         start = bisect.bisect_right(self._names, _untoken(token)) if token else 0
         names = self._names[start : start + size]
         more = start + size < len(self._names)

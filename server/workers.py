@@ -3,7 +3,7 @@
 A ``WorkerProcess`` is one ``python -m server.worker`` child joined to the front by a socket pair.
 Calls are multiplexed over that socket by id, so many requests are in flight at once. When the
 child dies, every call in flight fails at once with ``WorkerDied``; whoever owns the worker
-decides what to do next (``server.models`` restarts it and reloads its models).
+decides what to do next (``server.pool`` restarts it and has its models reloaded).
 """
 
 import asyncio
@@ -13,15 +13,14 @@ import os
 import signal
 import socket
 import sys
-import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-import orjson
-
-from server.config import fpmath_mode
-from server.protocol import PREFIX, pack, parse_header, unpack_prefix
+from server.protocol import HELLO_ID, PREFIX, SHUTDOWN_ID, Op, WorkerConfig, pack, parse_header, unpack_prefix
 
 log = logging.getLogger("workers")
+Frame = tuple[dict[str, Any], bytes]  # a reply: header and body
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -45,22 +44,23 @@ def describe_returncode(code: int | None) -> str:
 
 
 class WorkerProcess:
-    def __init__(self, framework: str, slot: int, config: dict, env: dict):
-        self.framework = framework
+    def __init__(self, config: WorkerConfig, slot: int, env: dict[str, str]):
+        self.load_slots = asyncio.Semaphore(config.load_threads)  # loads at once; a timed-out one frees its slot
+        self.framework = config.framework
         self.slot = slot
-        self.name = f"{framework}-{slot}"
-        self.config = {**config, "framework": framework, "name": self.name}
+        self.name = config.name
+        self.config = config
         self.env = env
         self.process: asyncio.subprocess.Process | None = None
-        self.pending: dict[int, asyncio.Future] = {}
+        self.pending: dict[int, asyncio.Future[Frame]] = {}
         self.ids = itertools.count(1)
         self.writer: asyncio.StreamWriter | None = None
-        self.exited: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.exited: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self.import_seconds = 0.0
         self.models: set[str] = set()  # names of the models this worker holds
-        self.last_answer = time.monotonic()  # when it last answered anything
         self.unanswered: set[int] = set()  # ids sent and not answered, timed-out ones included
-        self.watchdog: asyncio.Task | None = None
+        self.in_flight: dict[int, str] = {}  # id -> model name, of loads and invokes not answered
+        self.died_with: set[str] = set()  # the models it was working on when it died
 
     @property
     def pid(self) -> int | None:
@@ -74,18 +74,19 @@ class WorkerProcess:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "server.worker", orjson.dumps(self.config).decode(), str(child.fileno()),
+                sys.executable, "-m", "server.worker", self.config.to_json(), str(child.fileno()),
                 pass_fds=(child.fileno(),), cwd=PROJECT_ROOT, env=self.env, stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True,  # its own process group: what user code starts goes with it
             )
         finally:
             child.close()
         reader, self.writer = await asyncio.open_unix_connection(sock=parent, limit=2**20)
-        hello = asyncio.get_running_loop().create_future()
-        self.pending[0] = hello
+        hello: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        self.pending[HELLO_ID] = hello
         asyncio.create_task(self._read(reader), name=f"read-{self.name}")
         try:
             header, _ = await asyncio.wait_for(hello, timeout)
-        except (asyncio.TimeoutError, WorkerDied):
+        except (TimeoutError, WorkerDied):
             await self.kill()
             raise RuntimeError(f"worker {self.name} did not start ({self.exit_description()})") from None
         self.import_seconds = header.get("import_seconds", 0.0)
@@ -97,9 +98,9 @@ class WorkerProcess:
                 header_len, body_len = unpack_prefix(await reader.readexactly(PREFIX.size))
                 header = parse_header(await reader.readexactly(header_len))
                 body = await reader.readexactly(body_len) if body_len else b""
-                self.last_answer = time.monotonic()
-                self.unanswered.discard(header.get("id"))
-                future = self.pending.pop(header.get("id"), None)
+                self.unanswered.discard(header["id"])
+                self.in_flight.pop(header["id"], None)
+                future = self.pending.pop(header["id"], None)
                 if future is not None and not future.done():
                     future.set_result((header, body))
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -111,9 +112,14 @@ class WorkerProcess:
         if self.process is not None:
             try:
                 await asyncio.wait_for(self.process.wait(), 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)  # pip, or whatever else user code started
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.died_with = set(self.in_flight.values())
         pending, self.pending = self.pending, {}
         for future in pending.values():
             if not future.done():
@@ -125,7 +131,7 @@ class WorkerProcess:
     def alive(self) -> bool:
         return not self.exited.done()
 
-    async def call(self, header: dict, body=b"", timeout: float | None = None) -> tuple[dict, bytes]:
+    async def call(self, header: dict[str, Any], body: bytes = b"", timeout: float | None = None) -> Frame:
         """Send one operation and wait for its answer; raises ``WorkerDied`` or ``TimeoutError``.
 
         The timeout is a timer on the answer's future rather than ``asyncio.wait_for``, which
@@ -134,9 +140,11 @@ class WorkerProcess:
         if not self.alive or self.writer is None:
             raise WorkerDied(self)
         request_id = next(self.ids)
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
         self.pending[request_id] = future
         self.unanswered.add(request_id)
+        if "key" in header and header["op"] != Op.UNLOAD:
+            self.in_flight[request_id] = header["key"]
         try:
             self.writer.writelines(pack({**header, "id": request_id}, body))
             if self.writer.transport.get_write_buffer_size() > 2**20:
@@ -149,6 +157,8 @@ class WorkerProcess:
             return await future
         finally:
             self.pending.pop(request_id, None)
+            if not self.alive or request_id not in self.unanswered:
+                self.in_flight.pop(request_id, None)
             if timer is not None:
                 timer.cancel()
 
@@ -156,13 +166,13 @@ class WorkerProcess:
         """Ask the child to exit; kill it if it has not within ``grace`` seconds."""
         if self.alive and self.writer is not None:
             try:
-                self.writer.writelines(pack({"op": "shutdown", "id": -1}))
+                self.writer.writelines(pack({"op": Op.SHUTDOWN, "id": SHUTDOWN_ID}))
                 self.writer.close()
             except (ConnectionError, RuntimeError):
                 pass
         try:
             await asyncio.wait_for(asyncio.shield(self.exited), grace)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self.kill()
 
     async def kill(self) -> None:
@@ -174,24 +184,21 @@ class WorkerProcess:
             await self.process.wait()
 
 
-def _expire(future: asyncio.Future) -> None:
+def _expire(future: asyncio.Future[Frame]) -> None:
     if not future.done():
-        future.set_exception(asyncio.TimeoutError())
+        future.set_exception(TimeoutError())
 
 
-def worker_environment(intra_op_threads: int, environ=None) -> dict:
+def worker_environment(intra_op_threads: int, fpmath_mode: str | None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a worker: ours (or ``environ``), with numeric libraries held to their
-    share of cores and oneDNN's fpmath mode given under both of its names."""
+    share of cores and oneDNN's fpmath mode (``Settings.fpmath_mode``) under both of its names."""
     env = dict(os.environ if environ is None else environ)
     threads = str(intra_op_threads)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
         env.setdefault(name, threads)
     env.setdefault("TF_NUM_INTEROP_THREADS", "1")  # requests already arrive on the worker's own threads
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow C++ INFO/WARNING start-up banners; errors still log
-    # MODEL_SERVER_BF16_FASTMATH, ONEDNN_DEFAULT_FPMATH_MODE or DNNL_DEFAULT_FPMATH_MODE (validated
-    # by Settings at start): PyTorch, TensorFlow and the ONNX handler each read one of the names.
-    mode = fpmath_mode(env)
-    if mode is not None:
-        env["DNNL_DEFAULT_FPMATH_MODE"] = env["ONEDNN_DEFAULT_FPMATH_MODE"] = mode
+    if fpmath_mode is not None:
+        env["DNNL_DEFAULT_FPMATH_MODE"] = env["ONEDNN_DEFAULT_FPMATH_MODE"] = fpmath_mode
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     return env

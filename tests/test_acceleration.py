@@ -192,7 +192,8 @@ def test_onnx_model_is_encoded_by_hand_correctly():
 
 
 def test_fast_math_switch_sets_both_fpmath_names():
-    env = worker_environment(3, {"MODEL_SERVER_BF16_FASTMATH": "true"})
+    given = {"MODEL_SERVER_BF16_FASTMATH": "true"}
+    env = worker_environment(3, fpmath_mode(given), given)
     assert env["DNNL_DEFAULT_FPMATH_MODE"] == env["ONEDNN_DEFAULT_FPMATH_MODE"] == "BF16"
     assert env["TF_NUM_INTRAOP_THREADS"] == env["OMP_NUM_THREADS"] == "3"
     assert env["TF_NUM_INTEROP_THREADS"] == "1"
@@ -207,14 +208,14 @@ def test_fast_math_switch_sets_both_fpmath_names():
     ({"MODEL_SERVER_BF16_FASTMATH": "true"}, "BF16"),
 ])
 def test_fpmath_names_are_copied_to_each_other(given, expected):
-    env = worker_environment(1, given)
+    env = worker_environment(1, fpmath_mode(given), given)
     assert env.get("DNNL_DEFAULT_FPMATH_MODE") == expected
     assert env.get("ONEDNN_DEFAULT_FPMATH_MODE") == expected
     assert fpmath_mode(given) == expected
 
 
 def test_explicit_thread_variables_win():
-    env = worker_environment(4, {"TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "2"})
+    env = worker_environment(4, None, {"TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "2"})
     assert env["TF_NUM_INTRAOP_THREADS"] == env["TF_NUM_INTEROP_THREADS"] == "2"
 
 
@@ -231,9 +232,9 @@ def test_bad_values_stop_startup_naming_the_variable(name, value):
 
 def test_settings_defaults():
     settings = Settings.from_env({})
-    assert settings.accel_report is False and settings.bf16_fastmath is None and settings.fpmath_mode is None
+    assert settings.accel_report is False and settings.fpmath_mode is None
     settings = Settings.from_env({"MODEL_SERVER_ACCEL_REPORT": "true", "MODEL_SERVER_BF16_FASTMATH": "TRUE"})
-    assert settings.accel_report is True and settings.bf16_fastmath is True and settings.fpmath_mode == "BF16"
+    assert settings.accel_report is True and settings.fpmath_mode == "BF16"
 
 
 # ------------------------------------------------------------------ the startup log line

@@ -2,7 +2,6 @@
 
 import json
 
-
 FRAMEWORKS = ("sklearn", "xgboost", "pytorch", "onnx", "tensorflow", "prophet")
 REQUESTS = {
     "sklearn-iris": (b"[[0.1, 0.2, 0.3, 0.4]]", "application/json"),

@@ -92,8 +92,8 @@ def test_bad_input(server, content_type, body, status, words):
     response = server.client.post("/invocations", content=body, headers=headers)
     assert response.status_code == status, response.text
     answer = response.json()
-    assert answer["code"] == status and words in answer["error"]
-    assert "Traceback" not in answer["error"]
+    assert answer["code"] == status and words in answer["message"]
+    assert "Traceback" not in answer["message"]
 
 
 def test_unsatisfiable_accept_is_406(server):
@@ -101,13 +101,13 @@ def test_unsatisfiable_accept_is_406(server):
         "/invocations", content=b"1,2,3,4", headers={"Content-Type": "text/csv", "Accept": "image/png, text/html"}
     )
     assert response.status_code == 406
-    assert "image/png" in response.json()["error"] and "application/json" in response.json()["error"]
+    assert "image/png" in response.json()["message"] and "application/json" in response.json()["message"]
 
 
 def test_body_over_the_payload_limit_is_413(server):
     big = b"1,2,3,4\n" * (2**20 // 8 + 10)
     response = server.client.post("/invocations", content=big, headers={"Content-Type": "text/csv"})
-    assert response.status_code == 413 and "limit" in response.json()["error"]
+    assert response.status_code == 413 and "limit" in response.json()["message"]
 
     def chunks():  # no Content-Length: the limit must hold while streaming too
         for _ in range(40):
@@ -130,7 +130,7 @@ def test_pickled_npy_is_refused_without_unpickling(server, tmp_path):
     for content_type, payload in [("application/x-npy", body.getvalue()), ("application/x-npz", npz(x=np.array([Bomb()], dtype=object)))]:
         response = server.client.post("/invocations", content=payload, headers={"Content-Type": content_type})
         assert response.status_code == 400
-        assert "pickled" in response.json()["error"]
+        assert "pickled" in response.json()["message"]
     assert not marker.exists()
 
 

@@ -56,7 +56,8 @@ def test_load_invoke_describe_unload_reload(server, root):
 
     assert server.client.delete("/models/alpha").status_code == 200
     assert server.client.get("/models/alpha").status_code == 404
-    assert server.client.post("/models/alpha/invoke", content=body, headers=CSV).status_code == 404
+    gone = server.client.post("/models/alpha/invoke", content=body, headers=CSV)
+    assert gone.status_code == 404 and gone.json()["type"] == "ModelNotFoundException"
     assert server.client.delete("/models/alpha").status_code == 404
 
     server.load("alpha", url)  # the same name again, after its unload
@@ -67,7 +68,7 @@ def test_load_invoke_describe_unload_reload(server, root):
 def test_load_twice_is_409(server, root):
     server.load("dup", root / "m1" / "model")
     response = server.load("dup", root / "m2" / "model", expect=409)
-    assert response.json()["code"] == 409 and "already loaded" in response.json()["error"]
+    assert response.json()["code"] == 409 and "already loaded" in response.json()["message"]
     assert server.client.get("/models/dup").json()["modelUrl"] == str(root / "m1" / "model")
     server.client.delete("/models/dup")
 
@@ -87,8 +88,11 @@ def test_load_failures(server, root, where, status, words):
     url = str(root / where) if not where.startswith("..") else f"{root}/{where}"
     response = server.load("failing", url, expect=status)
     body = response.json()
-    assert body["code"] == status and words in body["error"]
-    assert "Traceback" not in body["error"] and str(root) not in body["error"]
+    assert body["code"] == status and words in body["message"]
+    expected_types = {400: {"BadRequestException", "InvalidModelException"}, 404: {"ResourceNotFoundException"},
+                      500: {"InternalServerException"}}
+    assert body["type"] in expected_types[status], body
+    assert "Traceback" not in body["message"] and str(root) not in body["message"]
     assert server.client.get("/models/failing").status_code == 404  # nothing half-loaded stays
     assert server.client.get("/ping").status_code == 200
 
@@ -112,7 +116,7 @@ def test_load_failures(server, root, where, status, words):
 def test_load_bad_body_is_400(server, body, words):
     response = server.client.post("/models", content=body)
     assert response.status_code == 400, response.text
-    assert words in response.json()["error"]
+    assert words in response.json()["message"]
     assert server.client.get("/models").json()["models"] == []
 
 
@@ -168,11 +172,11 @@ def test_list_models_bad_query_is_400(server, params):
 
 def test_invocations_on_a_multi_model_server_points_to_invoke(server):
     response = server.client.post("/invocations", content=b"1,2,3,4", headers=CSV)
-    assert response.status_code == 404 and "/models/{name}/invoke" in response.json()["error"]
+    assert response.status_code == 404 and "/models/{name}/invoke" in response.json()["message"]
 
 
 def test_unknown_routes_and_methods_answer_json(server):
-    assert server.client.get("/nope").json() == {"error": "no such route", "code": 404}
+    assert server.client.get("/nope").json() == {"code": 404, "type": "ResourceNotFoundException", "message": "no such route"}
     response = server.client.put("/models")
     assert response.status_code == 405 and response.json()["code"] == 405
 
@@ -190,7 +194,7 @@ def test_507_before_memory_runs_out(start_server, root, tmp_path):
     small = sklearn_model(tmp_path / "small" / "model")
     server.load("small", small)
     response = server.load("big", big, expect=507)
-    assert "not enough memory" in response.json()["error"]
+    assert "not enough memory" in response.json()["message"]
     assert server.client.get("/models/big").status_code == 404
     assert server.client.get("/ping").status_code == 200
     answer = server.client.post("/models/small/invoke", content=b"1,2,3,4", headers=CSV)
@@ -199,17 +203,29 @@ def test_507_before_memory_runs_out(start_server, root, tmp_path):
     assert 'model_load_failures_total{code="507",framework="sklearn"} 1.0' in metrics
 
 
-def test_507_when_prediction_runs_out_of_memory(start_server, tmp_path):
+def test_a_memory_error_is_507_only_when_the_budget_says_no(start_server, tmp_path):
+    """A MemoryError with memory to spare is the request's fault (400): a 507 would make the
+    platform evict healthy models for nothing. Once the tree really holds more than the budget,
+    the same MemoryError is a 507."""
     code = """
+    import numpy as np
+    held = []
+
     def predict_fn(data, model):
+        if data[0][0] > 100:
+            held.append(np.ones(int(data[0][0]) * 2**20 // 8))  # really take that many MB, and keep it
         raise MemoryError("cannot allocate the batch")
     """
     sklearn_model(tmp_path / "oom" / "model", code=code)
-    server = start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=tmp_path)
+    server = start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=tmp_path,
+                          MODEL_SERVER_MEMORY_LIMIT_MB="700", MODEL_SERVER_MEMORY_HEADROOM_MB="0")
     server.load("oom", tmp_path / "oom" / "model")
     response = server.client.post("/models/oom/invoke", content=b"1,2,3,4", headers=CSV)
-    assert response.status_code == 507
-    assert "out of memory" in response.json()["error"]
+    assert response.status_code == 400, response.text
+    assert "more memory than can be had" in response.json()["message"]
+    response = server.client.post("/models/oom/invoke", content=b"800,2,3,4", headers=CSV)
+    assert response.status_code == 507, response.text
+    assert response.json()["type"] == "InsufficientMemoryException" and "out of memory" in response.json()["message"]
 
 
 def test_the_framework_marker_wins_over_detection(server, root, tmp_path):
@@ -236,6 +252,6 @@ def test_the_framework_marker_wins_over_detection(server, root, tmp_path):
     answer = server.client.post("/models/marked/invoke", content=b"1,2,3,4", headers=CSV)
     np.testing.assert_allclose(answer.json(), booster.predict(xgboost.DMatrix(np.array([[1.0, 2, 3, 4]]))), rtol=1e-6)
     refused = server.load("badmark", root / "both-badmark" / "model", expect=400)
-    assert "unknown framework 'caffe'" in refused.json()["error"]
+    assert "unknown framework 'caffe'" in refused.json()["message"]
     for name in ("detected", "marked"):
         server.client.delete(f"/models/{name}")

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from harness.server import ROOT
 from tests.builders import sklearn_model
-from tests.conftest import ROOT
 
 SLOW_MODEL_FN = """
 import time, joblib, os
@@ -23,7 +23,7 @@ def test_ping_turns_200_once_the_model_is_loaded(start_server, tmp_path):
     directory = sklearn_model(tmp_path / "model", code=SLOW_MODEL_FN)
     server = start_server(wait_ready=False, MODEL_SERVER_MODEL_DIR=directory)
     early = server.client.get("/ping")
-    assert early.status_code == 503 and "loading" in early.json()["error"]
+    assert early.status_code == 503 and "loading" in early.json()["message"]
     assert server.client.post("/invocations", content=b"1,2,3,4", headers={"Content-Type": "text/csv"}).status_code in (503, 200)
     server.wait_ping(60)
     response = server.client.post("/invocations", content=b"1,2,3,4\n5,6,7,8", headers={"Content-Type": "text/csv"})

@@ -38,7 +38,7 @@ def test_worker_killed_mid_request(start_server, root):
         os.kill(pid, signal.SIGKILL)
         response = pending.result()
     assert response.status_code == 503
-    assert "died" in response.json()["error"] and "SIGKILL" in response.json()["error"]
+    assert "died" in response.json()["message"] and "SIGKILL" in response.json()["message"]
 
     listed = [m["modelName"] for m in server.client.get("/models").json()["models"]]
     assert listed == ["plain", "slow"]
@@ -74,7 +74,7 @@ def test_a_prediction_over_the_timeout_is_504_and_the_rest_goes_on(start_server,
     server.load("slow", root / "slow" / "model")
     server.load("plain", root / "plain" / "model")
     response = server.client.post("/models/slow/invoke", content=slow_body(3), headers=CSV)
-    assert response.status_code == 504 and "longer than 1 s" in response.json()["error"]
+    assert response.status_code == 504 and "longer than 1 s" in response.json()["message"]
     assert server.client.post("/models/plain/invoke", content=b"1,2,3,4", headers=CSV).status_code == 200
     assert server.client.post("/models/slow/invoke", content=b"1,2,3,4", headers=CSV).status_code == 200
 
@@ -115,7 +115,7 @@ def test_a_worker_crash_during_a_load_fails_that_load_only(start_server, root):
     server = start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=root)
     server.load("plain", root / "plain" / "model")
     response = server.load("crasher", root / "crasher" / "model", expect=500)
-    assert "worker died while loading" in response.json()["error"]
+    assert "worker died while loading" in response.json()["message"]
     assert server.client.get("/models/crasher").status_code == 404
     answer = server.client.post("/models/plain/invoke", content=b"1,2,3,4", headers=CSV)
     assert answer.status_code == 200  # reloaded on the new worker
@@ -131,7 +131,7 @@ def test_an_exception_in_user_code_is_a_500_with_its_message(start_server, root)
     server.load("failing", root / "failing" / "model")
     response = server.client.post("/models/failing/invoke", content=b"1,2,3,4", headers=CSV)
     assert response.status_code == 500
-    error = response.json()["error"]
+    error = response.json()["message"]
     assert "ValueError: bad feature 'age'" in error
     assert "/home/secret" not in error and "Traceback" not in error
     assert "bad feature 'age'" in server.log()

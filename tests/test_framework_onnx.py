@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime
 import pytest
 
-from handlers import onnx as handler
+from handlers.frameworks import onnx as handler
 from models import data
 from tests.builders import npy, npz
 
@@ -120,14 +120,14 @@ def test_one_output_in_every_accept(server, root):
 def test_bad_inputs_of_a_two_input_model_are_400(server, body, words):
     response = invoke(server, "two", json.dumps(body).encode(), JSON)
     assert response.status_code == 400, response.text
-    message = response.json()["error"]
+    message = response.json()["message"]
     assert all(word in message for word in words), message
 
 
 def test_wrong_shape_is_400_with_a_message(server):
     response = invoke(server, "classifier", b"[[1, 2, 3]]", JSON)
     assert response.status_code == 400
-    assert "shape" in response.json()["error"] and "(N, 4)" in response.json()["error"]
+    assert "shape" in response.json()["message"] and "(N, 4)" in response.json()["message"]
 
 
 def test_unknown_content_type_is_415(server):
@@ -140,7 +140,7 @@ def test_invalid_file_is_400(server, root):
     (directory / "net.onnx").write_bytes(b"not a protobuf at all")
     response = server.client.post("/models", json={"model_name": "broken", "url": str(directory)})
     assert response.status_code == 400, response.text
-    assert "net.onnx" in response.json()["error"]
+    assert "net.onnx" in response.json()["message"]
 
 
 # ------------------------------------------------------------------ in process: find and session options
@@ -183,5 +183,5 @@ def test_bf16_fastmath_only_when_asked_on_arm(environ, machine, enabled):
     if enabled:
         assert entries == "1"
     else:
-        with pytest.raises(Exception):
+        with pytest.raises(RuntimeError):
             options.get_session_config_entry(handler.BF16_FASTMATH)

@@ -11,7 +11,8 @@ import pytest
 from numpy.testing import assert_allclose
 
 import handlers
-from handlers import prophet as prophet_handler, xgboost as xgboost_handler
+from handlers.frameworks import prophet as prophet_handler
+from handlers.frameworks import xgboost as xgboost_handler
 from models.layout import model_dir
 
 JSON = {"Content-Type": "application/json"}
@@ -157,10 +158,10 @@ def test_jsonlines_in_and_out(server):
 def test_regressor_needed_and_given(server, local):
     response = invoke(server, "customer-regressor", json={"periods": 3})
     assert response.status_code == 400
-    assert "temperature" in response.json()["error"]
+    assert "temperature" in response.json()["message"]
     response = invoke(server, "customer-regressor", json={"ds": ["2023-05-02", "2023-05-03"]})
     assert response.status_code == 400
-    assert "temperature" in response.json()["error"]
+    assert "temperature" in response.json()["message"]
     body = {"instances": [{"ds": "2023-05-02", "temperature": 20}, {"ds": "2023-05-03", "temperature": 10}]}
     response = invoke(server, "customer-regressor", json=body)
     assert response.status_code == 200, response.text
@@ -184,7 +185,7 @@ def test_regressor_needed_and_given(server, local):
 def test_bad_bodies_are_400_with_a_message(server, body, needle):
     response = invoke(server, "customer-0001", body)
     assert response.status_code == 400, response.text
-    assert needle in response.json()["error"]
+    assert needle in response.json()["message"]
     assert "Traceback" not in response.text
 
 

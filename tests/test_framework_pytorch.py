@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from handlers import pytorch as handler
+from handlers.frameworks import pytorch as handler
 from models import data
 from tests.builders import npy, npz
 
@@ -99,14 +99,14 @@ def test_wrong_shape_is_400_with_a_message(server):
     assert response.status_code == 400
     error = response.json()
     assert error["code"] == 400
-    assert "shape" in error["error"] and "cannot be multiplied" in error["error"]
-    assert "Traceback" not in error["error"] and "\n" not in error["error"]
+    assert "shape" in error["message"] and "cannot be multiplied" in error["message"]
+    assert "Traceback" not in error["message"] and "\n" not in error["message"]
 
 
 def test_text_is_400(server):
     response = invoke(server, b'[["a", "b", "c", "d"]]', JSON)
     assert response.status_code == 400
-    assert "numbers" in response.json()["error"]
+    assert "numbers" in response.json()["message"]
 
 
 def test_unknown_content_type_is_415(server):
@@ -120,7 +120,7 @@ def test_state_dict_without_model_fn_is_400(server, root):
     shutil.copy(root / "pytorch-eager" / "model" / "model.pth", directory / "model.pth")
     response = server.client.post("/models", json={"model_name": "bare", "url": str(directory)})
     assert response.status_code == 400, response.text
-    message = response.json()["error"]
+    message = response.json()["message"]
     assert "not TorchScript" in message and "model_fn" in message and "code/inference.py" in message
     assert server.client.get("/models/bare").status_code == 404
 

@@ -166,7 +166,7 @@ def test_unknown_signature_is_400_naming_the_available_ones(server):
     headers = {**JSON, "X-Amzn-SageMaker-Custom-Attributes": "tfs-signature=nope"}
     response = invoke(server, "saved", json={"instances": rows(2).tolist()}, headers=headers)
     assert response.status_code == 400, response.text
-    message = response.json()["error"]
+    message = response.json()["message"]
     assert "nope" in message and "serving_default" in message
 
 
@@ -174,7 +174,7 @@ def test_only_the_predict_method(server):
     headers = {**JSON, "X-Amzn-SageMaker-Custom-Attributes": "tfs-method=classify"}
     response = invoke(server, "saved", json={"instances": rows(2).tolist()}, headers=headers)
     assert response.status_code == 400
-    assert "predict" in response.json()["error"]
+    assert "predict" in response.json()["message"]
     headers = {**JSON, "X-Amzn-SageMaker-Custom-Attributes": "tfs-method=predict"}
     assert invoke(server, "saved", json={"instances": rows(2).tolist()}, headers=headers).status_code == 200
 
@@ -212,5 +212,5 @@ def test_several_outputs_cannot_be_csv(server):
 def test_bad_bodies_are_400_with_a_message(server, body, needle):
     response = invoke(server, "saved", body)
     assert response.status_code == 400, response.text
-    assert needle in response.json()["error"]
+    assert needle in response.json()["message"]
     assert "Traceback" not in response.text

@@ -184,7 +184,7 @@ def test_transform_fn_replaces_the_three(server, root):
 
 def test_transform_fn_with_another_hook_fails_the_load(server, root):
     response = server.load("both", root / "both" / "model", expect=400)
-    assert "transform_fn together with" in response.json()["error"]
+    assert "transform_fn together with" in response.json()["message"]
     assert server.client.get("/models/both").status_code == 404
 
 
@@ -194,9 +194,9 @@ def test_toolkit_codecs_and_error_status_codes(server, root):
     ok = server.client.post("/models/toolkit/invoke", content=json.dumps(rows().tolist()), headers={"Content-Type": "application/json"})
     assert ok.status_code == 200 and ok.json() == model.predict(rows()).tolist()
     forbidden = server.client.post("/models/toolkit/invoke", content=b"x", headers={"Content-Type": "application/x-forbidden"})
-    assert forbidden.status_code == 403 and "forbidden input" in forbidden.json()["error"]
+    assert forbidden.status_code == 403 and "forbidden input" in forbidden.json()["message"]
     unsupported = server.client.post("/models/toolkit/invoke", content=b"x", headers={"Content-Type": "application/x-unknown"})
-    assert unsupported.status_code == 415 and "application/x-unknown" in unsupported.json()["error"]
+    assert unsupported.status_code == 415 and "application/x-unknown" in unsupported.json()["message"]
 
 
 def test_models_with_different_code_stay_apart(server, root):
@@ -224,7 +224,7 @@ def test_requirements_are_installed_at_load(server, root):
 
 def test_a_requirement_that_cannot_be_installed_fails_its_load_cleanly(server, root):
     response = server.load("badreq", root / "badreq" / "model", expect=500)
-    error = response.json()["error"]
+    error = response.json()["message"]
     assert "requirements.txt failed" in error and "Invalid requirement" in error
     assert server.client.get("/models/badreq").status_code == 404
     assert server.client.get("/ping").status_code == 200

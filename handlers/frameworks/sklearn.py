@@ -7,9 +7,8 @@ import importlib
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from handlers.base import Framework, first_match
+from handlers.codecs import as_rows
 from handlers.errors import BadInput
 from handlers.user_code import import_lock
 
@@ -49,20 +48,6 @@ def load(artifact: Path):
     import joblib
 
     return joblib.load(artifact)
-
-
-def as_rows(data, expected: int | None) -> np.ndarray:
-    """A 2-D batch of rows: one row may come bare; the width must match the model's."""
-    if isinstance(data, dict):
-        raise BadInput("this model takes one array, not several named arrays")
-    rows = np.asarray(data)
-    if rows.ndim == 1:
-        rows = rows.reshape(1, -1)
-    if rows.ndim != 2:
-        raise BadInput(f"input must be a 2-D array of rows; got shape {rows.shape}")
-    if expected is not None and rows.shape[1] != expected:
-        raise BadInput(f"input rows have {rows.shape[1]} features; the model expects {expected}")
-    return rows
 
 
 def predict(model, data, context=None):

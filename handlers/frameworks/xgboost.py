@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from handlers.base import Framework, files_in
+from handlers.codecs import as_rows
 from handlers.errors import BadInput
-from handlers.sklearn import as_rows
 
 SUFFIXES = (".ubj", ".bst", ".model", ".xgb")
 

@@ -8,7 +8,7 @@ Inputs become float32 tensors (the dtype of almost every exported network; JSON 
 dtype of their own). A model that takes integer tensors (token ids for an embedding, say) needs an
 ``input_fn`` or ``predict_fn``. A JSON object or NPZ of several arrays is passed as keyword
 tensors. Outputs: a tensor becomes an array; a tuple or list of tensors a list of arrays; a dict of
-tensors a dict of arrays (several outputs are encoded as ``handlers.onnx.encode`` describes).
+tensors a dict of arrays (several outputs are encoded as ``handlers.codecs.encode_outputs`` describes).
 """
 
 import zipfile
@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from handlers.base import Framework, files_in
-from handlers.errors import BadInput, ModelLoadError
-from handlers.onnx import encode, short
+from handlers.base import Framework, outputs_encode, single_file
+from handlers.errors import BadInput, ModelLoadError, short
 
 SUFFIXES = (".pt", ".pth")
 
@@ -29,14 +28,7 @@ EAGER_HINT = (
 
 
 def find(model_dir: Path) -> Path | None:
-    named = model_dir / "model.pt"
-    if named.is_file():
-        return named
-    candidates = [p for p in files_in(model_dir) if p.suffix.lower() in SUFFIXES]
-    if len(candidates) > 1:
-        names = ", ".join(p.name for p in candidates[:5])
-        raise ModelLoadError(f"several PyTorch files ({names}) and no model.pt: name the one to serve model.pt")
-    return candidates[0] if candidates else None
+    return single_file(model_dir, "model.pt", SUFFIXES, "PyTorch")
 
 
 def _looks_like_checkpoint(artifact: Path) -> bool:
@@ -118,7 +110,7 @@ FRAMEWORK = Framework(
     find=find,
     load=load,
     predict=predict,
-    encode=encode,
+    encode=outputs_encode,
     # Measured: a 64 MB TorchScript file took 64 MB of RSS loaded, 71 MB after its first
     # request (weights once, plus the graph executor's state and activations).
     memory_factor=1.5,

@@ -14,15 +14,13 @@ transform working on classifiers; a client that wants every output asks for JSON
 
 import os
 import platform
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from handlers import codecs
-from handlers.base import Framework, files_in
-from handlers.errors import BadInput, ModelLoadError
+from handlers.base import Framework, outputs_encode, single_file
+from handlers.errors import BadInput, ModelLoadError, short
 
 BF16_FASTMATH = "mlas.enable_gemm_fastmath_arm64_bfloat16"
 FPMATH_VARIABLES = ("DNNL_DEFAULT_FPMATH_MODE", "ONEDNN_DEFAULT_FPMATH_MODE")
@@ -47,36 +45,8 @@ DTYPES = {
 }
 
 
-_CAUSE = re.compile(r"^[A-Za-z_.]*(?:Error|Exception): ")
-
-
-def short(err: BaseException, limit: int = 300) -> str:
-    """The useful line of a framework's error: no traceback, no source excerpt, not too long.
-
-    TorchScript and ONNX Runtime put a traceback or a node description before the cause; the
-    last ``SomeError: ...`` line, else the last non-empty line, is what the client needs.
-    """
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    if not lines:
-        return type(err).__name__
-    text = lines[0]
-    if len(lines) > 1:
-        causes = [line for line in lines if _CAUSE.match(line)]
-        text = causes[-1] if causes else lines[-1]
-    text = _CAUSE.sub("", text)
-    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def find(model_dir: Path) -> Path | None:
-    named = model_dir / "model.onnx"
-    if named.is_file():
-        return named
-    candidates = [p for p in files_in(model_dir) if p.suffix.lower() == ".onnx"]
-    if len(candidates) > 1:
-        names = ", ".join(p.name for p in candidates[:5])
-        raise ModelLoadError(f"several .onnx files ({names}) and no model.onnx: name the one to serve model.onnx")
-    return candidates[0] if candidates else None
+    return single_file(model_dir, "model.onnx", (".onnx",), ".onnx")
 
 
 def setup(threads: int) -> None:
@@ -204,67 +174,12 @@ def predict(session, data, context=None):
     return {meta.name: value for meta, value in zip(session.get_outputs(), outputs)}
 
 
-# ---------------------------------------------------------------------------------- encoding
-
-
-def _rows(value):
-    """The number of rows of one output, or None when it has no leading axis."""
-    if isinstance(value, list):
-        return len(value)
-    value = np.asarray(value)
-    return value.shape[0] if value.ndim else None
-
-
-def _per_row(outputs):
-    """JSON Lines records, one per row (``{name: row}`` for a dict, ``[row, row]`` for a list),
-    when every output has the same number of rows; else None."""
-    items = list(outputs.items()) if isinstance(outputs, dict) else list(enumerate(outputs))
-    lengths = {_rows(value) for _, value in items}
-    if len(lengths) != 1 or None in lengths:
-        return None
-    count = lengths.pop()
-    if isinstance(outputs, dict):
-        return [{name: _item(value[i]) for name, value in items} for i in range(count)]
-    return [[_item(value[i]) for _, value in items] for i in range(count)]
-
-
-def _item(value):
-    # A row of a 1-D output is a NumPy scalar, which orjson does not write (int64 as longlong).
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def several_outputs(prediction) -> bool:
-    return isinstance(prediction, dict) or (
-        isinstance(prediction, (list, tuple)) and len(prediction) > 1
-        and all(isinstance(item, np.ndarray) for item in prediction)
-    )
-
-
-def encode(prediction, accept: str | None, context) -> tuple[bytes, str]:
-    """Like the default encoder, but a prediction of several outputs (a dict, or a list of arrays
-    from a network with several heads) is written whole as JSON, one record per row as JSON Lines,
-    and as its first output for CSV and NPY."""
-    kind = codecs.negotiate(accept, context.default_accept)
-    if several_outputs(prediction):
-        if kind in (codecs.CSV, codecs.NPY):
-            first = next(iter(prediction.values())) if isinstance(prediction, dict) else prediction[0]
-            return codecs.encode(first, kind), kind
-        if kind == codecs.JSONLINES:
-            rows = _per_row(prediction)
-            if rows is not None:
-                return b"".join(codecs.encode(row, codecs.JSON) + b"\n" for row in rows), kind
-            return codecs.encode(prediction, codecs.JSON) + b"\n", kind
-        if isinstance(prediction, tuple):
-            prediction = list(prediction)
-    return codecs.encode(prediction, kind), kind
-
-
 FRAMEWORK = Framework(
     name="onnx",
     find=find,
     load=load,
     predict=predict,
-    encode=encode,
+    encode=outputs_encode,
     # Measured: a 64 MB model took 104 MB of RSS in its session (the weights, pre-packed copies
     # of the GEMM weights, the arena); its requests added little.
     memory_factor=2.0,

@@ -21,7 +21,7 @@ import orjson
 from handlers import codecs
 from handlers.base import Framework, default_encode
 from handlers.context import Context
-from handlers.errors import BadInput, NotAcceptable, UnsupportedContentType
+from handlers.errors import BadInput, NotAcceptable, UnsupportedContentType, short
 
 MODEL_FILE = "model.json"
 MAX_PERIODS = 100_000
@@ -135,10 +135,7 @@ def _frame(value, what: str):
 
 
 def _decode_json(body: bytes):
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError as err:
-        raise BadInput(f"body is not valid JSON: {err}") from None
+    value = codecs.json_value(body)
     if isinstance(value, dict):
         if "periods" in value or "period" in value:
             return _horizon(value)
@@ -169,7 +166,7 @@ def _decode_csv(body: bytes):
     try:
         frame = pd.read_csv(io.BytesIO(body), skipinitialspace=True)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise BadInput(f"CSV body is not a table with a header row: {str(err).splitlines()[0]}") from None
+        raise BadInput(f"CSV body is not a table with a header row: {short(err)}") from None
     frame.columns = [str(column).strip() for column in frame.columns]
     return frame
 
@@ -236,7 +233,7 @@ def _future(model, request):
     try:
         frame["ds"] = pd.to_datetime(frame["ds"])
     except (ValueError, TypeError, OverflowError) as err:
-        raise BadInput(f"\"ds\" holds something that is not a date: {str(err).splitlines()[0]}") from None
+        raise BadInput(f"\"ds\" holds something that is not a date: {short(err)}") from None
     if frame["ds"].isna().any():
         raise BadInput("\"ds\" has missing dates")
     if getattr(frame["ds"].dt, "tz", None) is not None:

@@ -14,9 +14,10 @@ The signature is ``serving_default`` unless the custom attributes name another
 
 import base64
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import orjson
@@ -24,9 +25,9 @@ import orjson
 from handlers import codecs
 from handlers.base import Framework, default_encode, files_in
 from handlers.context import Context
-from handlers.errors import BadInput, ModelLoadError, NotAcceptable
+from handlers.errors import BadInput, ModelLoadError, NotAcceptable, short
 
-log = logging.getLogger("handlers.tensorflow")
+log = logging.getLogger("handlers.frameworks.tensorflow")
 
 DEFAULT_SIGNATURE = "serving_default"
 SAVED_MODEL = "saved_model.pb"
@@ -188,13 +189,7 @@ def _unb64(value):
 
 
 def _array(value, what: str) -> np.ndarray:
-    try:
-        array = np.asarray(value)
-    except ValueError as err:
-        raise BadInput(f"{what} is not a rectangular array: {err}") from None
-    if array.dtype == object and not all(isinstance(item, (bytes, str)) for item in array.flat):
-        raise BadInput(f"{what} is not a rectangular array of numbers or strings")
-    return array
+    return codecs.rectangular(value, what, binary=True)
 
 
 def _columns(instances: list) -> dict:
@@ -221,10 +216,7 @@ def _decode_value(value, what: str):
 
 
 def _decode_json(body: bytes) -> Request:
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError as err:
-        raise BadInput(f"body is not valid JSON: {err}") from None
+    value = codecs.json_value(body)
     if b'"b64"' in body:
         value = _unb64(value)
     if not isinstance(value, dict):
@@ -338,8 +330,7 @@ def predict(model: TFModel, request, context: Context) -> Result:
     try:
         result = signature.call(tensors)
     except (tf.errors.InvalidArgumentError, ValueError, TypeError) as err:
-        message = getattr(err, "message", None) or str(err)
-        raise BadInput(f"the model cannot predict on this input: {message.strip().splitlines()[0]}") from None
+        raise BadInput(f"the model cannot predict on this input: {short(err)}") from None
     outputs = {name: tensor.numpy() for name, tensor in result.items()}
     return Result(outputs, [name for name in signature.outputs if name in outputs], request.columnar)
 
@@ -370,7 +361,7 @@ def _rows(result: Result) -> list:
     if len(sizes) != 1 or None in sizes:
         raise BadInput("the outputs do not share a batch size; ask in columnar form ({\"inputs\": ...})")
     columns = {name: _plain(result.outputs[name]) for name in result.names}
-    count = sizes.pop()
+    count: int = sizes.pop()  # type: ignore[assignment]  # None was ruled out above
     return [{name: columns[name][i] for name in result.names} for i in range(count)]
 
 

@@ -1,0 +1,203 @@
+"""Worker supervision: the worker processes of each framework, started on first need, watched,
+pinged, and restarted when they die or wedge.
+
+Each framework has ``SAGEMAKER_MODEL_SERVER_WORKERS`` slots; a slot's worker starts the first
+time a model is placed there (the framework's import is paid once per slot). The pool watches
+every worker two ways, as uvicorn's supervisor does: its exit (crash, SIGKILL, OOM kill), and a
+``ping`` every few seconds that must be answered within the invocation timeout — a worker
+whose threads are all stuck, or whose GIL is held by native code, answers nothing and is
+killed. Either way the slot gets a new worker (after a backoff if it keeps dying quickly), and
+the pool's listener — the model service — is told, so that it can reload the models.
+
+The pool knows nothing of models beyond the names each worker holds (for choosing the
+least-filled slot): the registry, the budget and the reloads stay in ``server.service``.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any, Protocol, TypeVar
+
+from handlers.errors import ServingError
+from server import metrics
+from server.config import Settings
+from server.protocol import Op, WorkerConfig
+from server.workers import WorkerDied, WorkerProcess, worker_environment
+
+log = logging.getLogger("pool")
+T = TypeVar("T")
+
+QUICK_DEATH_SECONDS = 10.0  # a worker dying sooner than this after its start counts as a crash loop
+MAX_BACKOFF_SECONDS = 30.0
+PING_INTERVAL_SECONDS = 5.0
+
+
+class PoolListener(Protocol):
+    """What the pool tells its owner."""
+
+    def worker_died(self, worker: WorkerProcess) -> None:
+        """``worker`` is gone; its models need a new home (called before the restart)."""
+
+    def worker_replaced(self, dead: WorkerProcess, worker: WorkerProcess) -> None:
+        """``worker`` now runs in ``dead``'s slot, with no models loaded yet."""
+
+
+class Backoff:
+    """The one restart policy: no wait after a worker that lived a while; after quick deaths
+    (or failed starts) 1 s, doubling, at most 30 s."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def after_death(self, lived_seconds: float) -> float:
+        return self.failed() if lived_seconds < QUICK_DEATH_SECONDS else self.reset()
+
+    def failed(self) -> float:
+        self.seconds = min(MAX_BACKOFF_SECONDS, max(1.0, self.seconds * 2))
+        return self.seconds
+
+    def reset(self) -> float:
+        self.seconds = 0.0
+        return self.seconds
+
+
+class WorkerPool:
+    def __init__(self, settings: Settings, listener: PoolListener):
+        self.settings = settings
+        self.listener = listener
+        self.slots: dict[tuple[str, int], asyncio.Task[WorkerProcess]] = {}  # (framework, slot) -> task giving its worker
+        self.workers: dict[tuple[str, int], WorkerProcess] = {}
+        self.backoffs: dict[tuple[str, int], Backoff] = {}
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.stopping = False
+        self.env = worker_environment(settings.intra_op_threads, settings.fpmath_mode)
+        self.ping_interval = min(PING_INTERVAL_SECONDS, settings.timeout_seconds)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+        task = asyncio.create_task(coroutine, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def config(self, framework: str, slot: int) -> WorkerConfig:
+        settings = self.settings
+        return WorkerConfig(
+            framework=framework,
+            name=f"{framework}-{slot}",
+            threads=settings.worker_threads,
+            load_threads=settings.load_threads,
+            default_accept=settings.default_accept,
+            log_level=settings.log_level,
+            program=settings.program,
+            intra_op_threads=settings.intra_op_threads,
+            packages_root=str(settings.packages_root),
+        )
+
+    # ------------------------------------------------------------------ queries
+
+    def pids(self) -> list[int]:
+        return [w.pid for w in self.workers.values() if w.alive and w.pid]
+
+    def started(self, framework: str, slot: int) -> bool:
+        return (framework, slot) in self.slots
+
+    def least_filled(self, framework: str) -> int:
+        """The slot with the fewest models; slots not started yet count as empty."""
+        counts = [
+            len(self.workers[(framework, s)].models) if (framework, s) in self.workers else 0
+            for s in range(self.settings.workers_per_framework)
+        ]
+        return counts.index(min(counts))
+
+    # ------------------------------------------------------------------ workers
+
+    async def worker(self, framework: str, slot: int) -> WorkerProcess:
+        """The running worker of a slot, started (once, however many loads ask) if need be."""
+        key = (framework, slot)
+        while True:
+            task = self.slots.get(key)
+            if task is None:
+                task = self.slots[key] = self.spawn(self._start(framework, slot), f"start-{framework}-{slot}")
+            try:
+                worker = await asyncio.shield(task)
+            except Exception as err:
+                if self.slots.get(key) is task:
+                    del self.slots[key]
+                raise ServingError(f"the {framework} worker failed to start: {err}", 500) from None
+            if worker.alive:
+                return worker
+            await asyncio.sleep(0.05)  # it just died: its watcher is replacing it
+
+    async def _start(self, framework: str, slot: int) -> WorkerProcess:
+        worker = WorkerProcess(self.config(framework, slot), slot, self.env)
+        await worker.start(self.settings.startup_timeout_seconds)
+        self.workers[(framework, slot)] = worker
+        metrics.workers_running.labels(framework).inc()
+        self.spawn(self._watch(worker, time.monotonic()), f"watch-{worker.name}")
+        self.spawn(self._ping(worker), f"ping-{worker.name}")
+        return worker
+
+    async def _watch(self, worker: WorkerProcess, started: float) -> None:
+        """Wait for a worker's death; then tell the listener and restart its slot."""
+        await asyncio.shield(worker.exited)  # cancelling the watch must not cancel the worker's exit
+        metrics.workers_running.labels(worker.framework).dec()
+        if self.stopping:
+            return
+        log.error(
+            "worker %s (pid %s) died: %s, while working on %s; restarting it and reloading its %d model(s)",
+            worker.name, worker.pid, worker.exit_description(),
+            ", ".join(sorted(map(repr, worker.died_with))) or "nothing", len(worker.models),
+        )
+        metrics.worker_restarts.labels(worker.framework).inc()
+        self.listener.worker_died(worker)
+        key = (worker.framework, worker.slot)
+        backoff = self.backoffs.setdefault(key, Backoff())
+        delay = backoff.after_death(time.monotonic() - started)
+        self.slots[key] = self.spawn(self._restart(worker, backoff, delay), f"restart-{worker.name}")
+
+    async def _restart(self, dead: WorkerProcess, backoff: Backoff, delay: float) -> WorkerProcess:
+        """Start a worker in the dead one's slot, retrying with the backoff until one starts."""
+        while True:
+            if delay:
+                log.warning("waiting %.0fs before restarting worker %s", delay, dead.name)
+                await asyncio.sleep(delay)
+            try:
+                worker = await self._start(dead.framework, dead.slot)
+                break
+            except RuntimeError as err:
+                log.error("restarting worker %s failed: %s", dead.name, err)
+                delay = backoff.failed()
+        self.listener.worker_replaced(dead, worker)
+        return worker
+
+    async def _ping(self, worker: WorkerProcess) -> None:
+        """Liveness: a ping unanswered for the invocation timeout means the worker is wedged
+        (every thread stuck, or the GIL held by native code). Kill it, so that it is restarted and
+        its models reloaded, rather than let its requests time out forever."""
+        hang = self.settings.timeout_seconds
+        while worker.alive and not self.stopping:
+            await asyncio.sleep(self.ping_interval)
+            try:
+                await worker.call({"op": Op.PING}, timeout=hang)
+            except WorkerDied:
+                return
+            except TimeoutError:
+                if not worker.alive or self.stopping:
+                    return
+                log.error(
+                    "worker %s (pid %s) answered nothing for %.0fs with %d request(s) waiting: killing it",
+                    worker.name, worker.pid, hang, len(worker.unanswered),
+                )
+                metrics.worker_hangs.labels(worker.framework).inc()
+                await worker.kill()
+                return
+
+    async def stop(self) -> None:
+        """Stop every worker (each gets the grace to finish and is reaped with its process group),
+        then the pool's own tasks."""
+        self.stopping = True
+        await asyncio.gather(*(w.stop() for w in self.workers.values()), return_exceptions=True)
+        for task in list(self.tasks):
+            task.cancel()
+        log.info("stopped %d worker(s)", len(self.workers))

@@ -1,0 +1,353 @@
+"""The model service: load, unload, list, describe and invoke models on framework workers.
+
+It owns the registry and the memory budget, and places models on the workers of
+``server.pool``. Routes call it; it calls workers. When the pool reports a worker dead, the
+models it held stay listed (as LOADING) and requests to them wait; once the pool has a new
+worker in the slot, the service reloads them there.
+"""
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import handlers
+from handlers.base import Framework
+from handlers.errors import BadInput, Conflict, InsufficientMemory, NotFound, ServingError
+from server import acceleration, metrics
+from server.config import Settings
+from server.memory import MemoryBudget, directory_bytes, tree_rss
+from server.pool import WorkerPool
+from server.protocol import Op
+from server.registry import ModelEntry, Registry, check_name
+from server.workers import WorkerDied, WorkerProcess
+
+log = logging.getLogger("service")
+
+SINGLE_MODEL_NAME = "model"
+QUARANTINE_DEATHS = 2  # deaths of its worker with a model in flight that quarantine it...
+QUARANTINE_WINDOW_SECONDS = 600.0  # ...within this long
+
+
+class ModelService:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.registry = Registry()
+        self.budget = MemoryBudget(settings.memory_limit_bytes, settings.memory_headroom_bytes)
+        self.pool = WorkerPool(settings, self)
+        self.tasks: set[asyncio.Task[Any]] = set()
+        metrics.memory_limit.set(self.budget.limit)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coroutine, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def start(self) -> None:
+        if self.settings.accel_report:  # MODEL_SERVER_ACCEL_REPORT: one log line, in a child process
+            self.spawn(acceleration.log_report(log), "accel-report")
+        if not self.settings.multi_model:
+            self.spawn(self._load_single_model(), "load-single-model")
+        elif self.settings.preload:
+            self.spawn(self._preload(), "preload")
+
+    async def stop(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await self.pool.stop()
+
+    async def _load_single_model(self) -> None:
+        try:
+            await self.load(SINGLE_MODEL_NAME, str(self.settings.model_dir), inside_root=False)
+        except ServingError as err:
+            log.error("the model in %s failed to load (%d): %s", self.settings.model_dir, err.status, err.message)
+
+    async def _preload(self) -> None:
+        """Load every ``<id>/model`` (or ``<id>``) under the models root, named ``<id>``."""
+        root = self.settings.models_root
+        found = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        for directory in found:
+            target = directory / "model" if (directory / "model").is_dir() else directory
+            try:
+                await self.load(directory.name, str(target))
+            except ServingError as err:
+                log.error("preloading %s failed (%d): %s", directory.name, err.status, err.message)
+        log.info("preloaded %d of %d model directories", len(self.registry), len(found))
+
+    # ------------------------------------------------------------------ queries
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether /ping is healthy: always in multi-model mode, once the model is up otherwise."""
+        if self.settings.multi_model:
+            return True, ""
+        entry = self.registry.get(SINGLE_MODEL_NAME)
+        if entry is not None and entry.state == "ready":
+            return True, ""
+        return False, "the model is loading" if entry is not None else "the model is not loaded"
+
+    def describe(self, name: str) -> dict[str, Any]:
+        entry = self.registry.get(name)
+        if entry is None:
+            raise NotFound("model is not loaded")
+        return entry.describe()
+
+    def listing(self, token: str | None, limit: str | None) -> dict[str, Any]:
+        entries, next_token = self.registry.page(token, limit)
+        answer: dict[str, Any] = {"models": [{"modelName": e.name, "modelUrl": e.url} for e in entries]}
+        if next_token:
+            answer["nextPageToken"] = next_token
+        return answer
+
+    def pids(self) -> list[int]:
+        return [os.getpid()] + self.pool.pids()
+
+    def memory_rss(self) -> int:
+        return tree_rss(self.pids())
+
+    # ------------------------------------------------------------------ load / unload
+
+    def _resolve(self, url: object, inside_root: bool) -> Path:
+        if not isinstance(url, str) or not url or "\x00" in url:
+            raise BadInput("url must be a non-empty path string")
+        root = self.settings.models_root.resolve()
+        path = (root / url).resolve() if inside_root else Path(url).resolve()
+        if inside_root and path != root and root not in path.parents:
+            raise BadInput("url is not inside the models root")
+        if not path.exists():
+            raise NotFound("url does not exist", type="ResourceNotFoundException")
+        if not path.is_dir():
+            raise NotFound("url is not a directory", type="ResourceNotFoundException")
+        return path
+
+    async def load(self, name: object, url: object, inside_root: bool = True) -> ModelEntry:
+        name = check_name(name)
+        path = self._resolve(url, inside_root)
+        assert isinstance(url, str)  # _resolve refused anything else
+        if self.registry.get(name) is not None:
+            raise Conflict("a model with this name is already loaded")
+        entry = ModelEntry(name=name, url=url, path=path, framework="unknown")
+        self.registry.add(entry)  # holds the name: a concurrent load of it gets 409
+        started = time.perf_counter()
+        try:
+            framework, disk_bytes = self._inspect(path)  # a listing and a few stat calls
+            entry.framework = framework.name
+            entry.estimate_bytes = int(disk_bytes * framework.memory_factor) + 2**20
+            await self._load_on_worker(entry, framework)
+        except BaseException as err:
+            self.registry.remove(entry)
+            failure = err if isinstance(err, ServingError) else ServingError("the load was interrupted", 500)
+            entry.failure = failure
+            entry.ready.set()
+            metrics.load_failures.labels(entry.framework, str(failure.status)).inc()
+            log.warning("load of %r failed (%d): %s", name, failure.status, failure.message)
+            raise
+        seconds = time.perf_counter() - started
+        metrics.loading_time.labels(entry.framework).observe(seconds)
+        metrics.loaded_models.labels(entry.framework).inc()
+        log.info("loaded %r (%s) in %.3fs, ~%.1f MB", name, entry.framework, seconds, entry.memory_bytes / 2**20)
+        return entry
+
+    def _inspect(self, path: Path) -> tuple[Framework, int]:
+        framework, _ = handlers.detect(path, self.settings.framework, self.settings.program)
+        return framework, directory_bytes(path)
+
+    async def _load_on_worker(self, entry: ModelEntry, framework: Framework, worker: WorkerProcess | None = None) -> None:
+        """Check the budget, load ``entry`` on ``worker`` (or the least-filled of its framework),
+        then check the budget again with what the load really took."""
+        need = entry.estimate_bytes
+        slot = 0
+        if worker is None:
+            slot = self.pool.least_filled(framework.name)
+            if not self.pool.started(framework.name, slot):
+                need += framework.worker_bytes
+        shortfall = self.budget.shortfall(need, self.pids())
+        if shortfall:
+            raise InsufficientMemory(shortfall)
+        self.budget.reserved += need
+        try:
+            if worker is None:
+                worker = await self.pool.worker(framework.name, slot)
+            worker.models.add(entry.name)  # counted at once, so parallel loads spread over slots
+            try:
+                header = await self._call_load(worker, entry)
+            except BaseException:
+                worker.models.discard(entry.name)
+                raise
+        finally:
+            self.budget.reserved -= need
+        entry.worker = worker
+        entry.mark_ready(header.get("memory_bytes", 0), header.get("seconds", 0.0))
+        over = self.budget.overrun(self.pids())
+        if over:  # the model took far more than its files promised (a model_fn that allocates, say)
+            log.warning("%r took %.0f MB once loaded: over the memory budget, unloading it", entry.name,
+                        entry.memory_bytes / 2**20)
+            worker.models.discard(entry.name)
+            await self._release(worker, entry.name)
+            raise InsufficientMemory(f"the model took {entry.memory_bytes / 2**20:.0f} MB once loaded; {over}")
+
+    async def _call_load(self, worker: WorkerProcess, entry: ModelEntry) -> dict[str, Any]:
+        """The worker's answer to a load, within MODEL_SERVER_LOAD_TIMEOUT_SECONDS and a share of its
+        load threads. A load past its timeout is abandoned: its name is free again at once."""
+        timeout = self.settings.load_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                async with worker.load_slots:
+                    header, _ = await worker.call({"op": Op.LOAD, "key": entry.name, "path": str(entry.path)})
+        except TimeoutError:
+            if worker.alive:
+                self.spawn(worker.call({"op": Op.UNLOAD, "key": entry.name, "abandon_loads": True}), "abandon-load")
+            raise ServingError(
+                f"the model did not load within {timeout:g} s (MODEL_SERVER_LOAD_TIMEOUT_SECONDS); the load was abandoned",
+                504,
+            ) from None
+        except WorkerDied as died:
+            raise ServingError(f"the worker died while loading the model ({died.worker.exit_description()})", 500) from None
+        if header["status"] != 200:
+            raise self._memory_checked(failure_of(header, "the model failed to load"), loading=True)
+        return header
+
+    def _memory_checked(self, failure: ServingError, loading: bool) -> ServingError:
+        """A MemoryError in a worker is a 507 only when the budget really says no; otherwise the
+        model or request asked for more than can ever be had (a pickle claiming 1 PiB, an array of
+        2**40 rows), and the platform must not evict healthy models for it."""
+        if failure.status != 507 or self.budget.shortfall(0, self.pids()):
+            return failure
+        if loading:
+            return ServingError(f"the model failed to load: it asked for more memory than can be had ({failure.message})", 500)
+        return BadInput(f"the request needs more memory than can be had ({failure.message})")
+
+    async def _release(self, worker: WorkerProcess, name: str) -> None:
+        if worker.alive:
+            try:
+                await worker.call({"op": Op.UNLOAD, "key": name})
+            except WorkerDied:
+                pass  # its memory went with the worker
+
+    async def unload(self, name: str) -> None:
+        entry = self.registry.get(name)
+        if entry is None:
+            raise NotFound("model is not loaded")
+        if entry.state != "ready":
+            await entry.ready.wait()  # let the load (or reload) finish, then unload what it made
+            if self.registry.get(name) is not entry:
+                raise NotFound("model is not loaded")
+        started = time.perf_counter()
+        self.registry.remove(entry)
+        worker = entry.worker
+        worker.models.discard(name)
+        metrics.loaded_models.labels(entry.framework).dec()
+        await self._release(worker, name)
+        metrics.unloading_time.observe(time.perf_counter() - started)
+        log.info("unloaded %r in %.3fs", name, time.perf_counter() - started)
+
+    # ------------------------------------------------------------------ invoke
+
+    async def invoke(self, name: str, body: bytes, headers: dict[str, str]) -> tuple[dict[str, Any], bytes]:
+        """Run one request on the model's worker: (reply header, body). ``headers`` are lower-case."""
+        entry = self.registry.get(name)
+        if entry is None:
+            metrics.cache_misses.inc()
+            raise NotFound("model is not loaded")
+        timeout = self.settings.timeout_seconds
+        started = time.perf_counter()
+        if entry.state == "ready":
+            metrics.cache_hits.inc()
+        else:
+            metrics.cache_misses.inc()
+            try:
+                await asyncio.wait_for(entry.ready.wait(), timeout)
+            except TimeoutError:
+                raise ServingError("the model is still loading; retry shortly", 503) from None
+            metrics.loading_wait_time.observe(time.perf_counter() - started)
+            if entry.state == "quarantined" and entry.failure is not None:
+                raise entry.failure
+            if entry.state != "ready":
+                raise NotFound("model is not loaded")
+        entry.invocations += 1
+        entry.last_invoked_at = time.time()
+        worker = entry.worker
+        header = {"op": Op.INVOKE, "key": name, "headers": headers}
+        status = 500
+        try:
+            remaining = max(0.001, timeout - (time.perf_counter() - started))
+            reply, out = await worker.call(header, body, timeout=remaining)
+            status = reply["status"]
+            if status != 200:
+                failure = self._memory_checked(failure_of(reply, "prediction failed"), loading=False)
+                status = failure.status
+                raise failure
+            return reply, out
+        except TimeoutError:
+            status = 504
+            raise ServingError(f"the prediction took longer than {timeout:g} s", 504) from None
+        except WorkerDied as died:
+            status = 503
+            raise ServingError(
+                f"the worker serving this model died during the request ({died.worker.exit_description()}); "
+                "it is being restarted and the model reloaded", 503,
+            ) from None
+        finally:
+            metrics.invocations.labels(entry.framework, str(status)).inc()
+            metrics.invocation_latency.labels(entry.framework).observe(time.perf_counter() - started)
+
+    # ------------------------------------------------------------------ the pool's news
+
+    def worker_died(self, worker: WorkerProcess) -> None:
+        """Its models stay listed, as LOADING: requests to them wait for the reload. A model that
+        was being served or loaded when its worker died for the second time within
+        QUARANTINE_WINDOW_SECONDS is quarantined instead: not reloaded, answering a 500 that says
+        so until it is unloaded and loaded again, so that its neighbours stop paying for it."""
+        now = time.monotonic()
+        for entry in self.registry.entries():
+            if entry.worker is not worker:
+                continue
+            if entry.name in worker.died_with:
+                entry.deaths = [t for t in entry.deaths if now - t < QUARANTINE_WINDOW_SECONDS] + [now]
+                if len(entry.deaths) >= QUARANTINE_DEATHS:
+                    self._quarantine(entry, worker)
+                    continue
+            entry.state = "loading"
+            entry.ready.clear()
+
+    def _quarantine(self, entry: ModelEntry, worker: WorkerProcess) -> None:
+        entry.state = "quarantined"
+        entry.failure = ServingError(
+            f"this model was in flight each of the {len(entry.deaths)} times its worker died "
+            f"(last: {worker.exit_description()}); it is quarantined: unload it and load it again to retry", 500,
+        )
+        entry.ready.set()
+        metrics.quarantines.labels(entry.framework).inc()
+        log.error("quarantined %r: in flight at %d deaths of its %s worker", entry.name, len(entry.deaths), entry.framework)
+
+    def worker_replaced(self, dead: WorkerProcess, worker: WorkerProcess) -> None:
+        orphans = [e for e in self.registry.entries() if e.worker is dead and e.state == "loading"]
+        self.spawn(self._reload(worker, orphans), f"reload-{worker.name}")
+
+    async def _reload(self, worker: WorkerProcess, orphans: list[ModelEntry]) -> None:
+        framework = handlers.get(worker.framework)
+
+        async def reload(entry: ModelEntry) -> None:
+            if self.registry.get(entry.name) is not entry:
+                return
+            try:
+                await self._load_on_worker(entry, framework, worker)
+                log.info("reloaded %r on %s", entry.name, worker.name)
+            except ServingError as err:
+                self.registry.remove(entry)
+                metrics.loaded_models.labels(entry.framework).dec()
+                entry.failure = err
+                entry.ready.set()
+                log.error("reloading %r after the crash failed (%d): %s; it is unloaded", entry.name, err.status, err.message)
+
+        await asyncio.gather(*(reload(e) for e in orphans))
+
+
+def failure_of(reply: dict[str, Any], fallback: str) -> ServingError:
+    """The error a worker's reply stands for, as the worker described it."""
+    return ServingError(reply.get("error", fallback), reply["status"], reply.get("type"))

@@ -1,0 +1,183 @@
+"""Hardening of loads, memory and processes (issue 9): nothing wedges, nothing inflates, no
+poison model takes its neighbours down, no process outlives the server. Real servers over HTTP."""
+
+import os
+import pickle
+import signal
+import socket
+import threading
+import time
+
+import psutil
+import pytest
+
+from tests.builders import SLOW_CODE, sklearn_model
+
+CSV = {"Content-Type": "text/csv"}
+
+
+@pytest.fixture
+def root(tmp_path):
+    sklearn_model(tmp_path / "plain" / "model")
+    return tmp_path
+
+
+def multi(start_server, root, **env):
+    return start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=root, **env)
+
+
+def test_a_load_that_never_returns_times_out_and_frees_its_name(start_server, root):
+    sklearn_model(root / "stuck" / "model", code="""
+    import time
+
+    def model_fn(model_dir):
+        time.sleep(10**6)
+    """)
+    server = multi(start_server, root, MODEL_SERVER_LOAD_TIMEOUT_SECONDS="2", MODEL_SERVER_LOAD_THREADS="2")
+    server.load("plain", root / "plain" / "model")
+    started = time.monotonic()
+    for name in ("stuck-a", "stuck-b", "stuck-c"):  # more than the worker's load threads
+        response = server.load(name, root / "stuck" / "model", expect=504)
+        assert "did not load within 2 s" in response.json()["message"]
+    assert time.monotonic() - started < 15
+    # The names are free again, later loads and unloads of the framework go on, requests too.
+    server.load("stuck-a", root / "plain" / "model")
+    assert server.client.post("/models/stuck-a/invoke", content=b"1,2,3,4", headers=CSV).status_code == 200
+    assert server.client.delete("/models/plain").status_code == 200
+    assert server.client.get("/models/stuck-b").status_code == 404
+
+
+class ClaimsAPebibyte:
+    def __reduce__(self):
+        return bytearray, (2**50,)
+
+
+def test_an_impossible_allocation_in_a_load_is_a_failed_load_not_507(start_server, root):
+    (root / "greedy" / "model").mkdir(parents=True)
+    (root / "greedy" / "model" / "model.pkl").write_bytes(pickle.dumps(ClaimsAPebibyte()))
+    server = multi(start_server, root)
+    response = server.load("greedy", root / "greedy" / "model", expect=500)
+    assert "more memory than can be had" in response.json()["message"]
+    server.load("plain", root / "plain" / "model")
+
+
+def test_a_model_larger_in_memory_than_on_disk_is_unloaded_with_507(start_server, root):
+    sklearn_model(root / "balloon" / "model", code="""
+    import os, joblib
+    import numpy as np
+
+    def model_fn(model_dir):
+        model = joblib.load(os.path.join(model_dir, "model.joblib"))
+        model.ballast = np.ones(450 * 2**20 // 8)  # 450 MB that the 1 kB file does not announce
+        return model
+    """)
+    server = multi(start_server, root, MODEL_SERVER_MEMORY_LIMIT_MB="600", MODEL_SERVER_MEMORY_HEADROOM_MB="0")
+    server.load("plain", root / "plain" / "model")
+    response = server.load("balloon", root / "balloon" / "model", expect=507)
+    assert "once loaded" in response.json()["message"]
+    assert server.client.get("/models/balloon").status_code == 404
+    pid = server.client.get("/models/plain").json()["workerPid"]
+    assert psutil.Process(pid).memory_info().rss < 300 * 2**20  # the 450 MB were given back
+    assert server.client.post("/models/plain/invoke", content=b"1,2,3,4", headers=CSV).status_code == 200
+
+
+def test_a_poison_model_is_quarantined_and_its_neighbours_keep_serving(start_server, root):
+    sklearn_model(root / "poison" / "model", code="""
+    import os
+
+    def predict_fn(data, model):
+        os._exit(3)
+    """)
+    server = multi(start_server, root)
+    server.load("plain", root / "plain" / "model")
+    server.load("poison", root / "poison" / "model")
+    for _ in range(2):
+        assert server.client.post("/models/poison/invoke", content=b"1,2,3,4", headers=CSV).status_code == 503
+        assert server.client.post("/models/plain/invoke", content=b"1,2,3,4", headers=CSV).status_code == 200
+    response = server.client.post("/models/poison/invoke", content=b"1,2,3,4", headers=CSV)
+    assert response.status_code == 500 and "quarantined" in response.json()["message"]
+    assert server.client.get("/models/poison").json()["status"] == "QUARANTINED"
+    pid = server.client.get("/models/plain").json()["workerPid"]
+    for _ in range(3):
+        assert server.client.post("/models/poison/invoke", content=b"1,2,3,4", headers=CSV).status_code == 500
+    assert server.client.get("/models/plain").json()["workerPid"] == pid  # no more restarts
+    assert 'model_quarantines_total{framework="sklearn"} 1.0' in server.client.get("/metrics").text
+    assert "quarantined 'poison'" in server.log() and "while working on 'poison'" in server.log()
+    # Unloaded and loaded again, it gets a fresh start.
+    assert server.client.delete("/models/poison").status_code == 200
+    server.load("poison", root / "poison" / "model")
+    assert server.client.get("/models/poison").json()["status"] == "READY"
+
+
+def test_unloads_release_memory_over_many_cycles(start_server, root):
+    server = multi(start_server, root, MODEL_SERVER_LOG_LEVEL="WARNING")
+    server.load("x", root / "plain" / "model")
+    pid = server.client.get("/models/x").json()["workerPid"]
+    assert server.client.delete("/models/x").status_code == 200
+    baseline = psutil.Process(pid).memory_info().rss
+    for _ in range(500):
+        server.load("x", root / "plain" / "model")
+        assert server.client.delete("/models/x").status_code == 200
+    assert psutil.Process(pid).memory_info().rss - baseline < 16 * 2**20
+
+
+# ------------------------------------------------------------------ no orphans
+
+
+def test_sigterm_during_a_pip_install_leaves_no_pip_behind(start_server, root):
+    # An index that accepts connections and never answers: pip hangs on it until killed.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    port = silent.getsockname()[1]
+    sklearn_model(root / "needs" / "model", code="def model_fn(model_dir):\n    return None\n",
+                  requirements=f"--index-url http://127.0.0.1:{port}/simple\nsome-package-nobody-has==1.0\n")
+    server = multi(start_server, root, MODEL_SERVER_PACKAGES_DIR=root / "packages")
+    loader = threading.Thread(target=server.load, args=("needs", root / "needs" / "model", None), daemon=True)
+    loader.start()
+    deadline = time.monotonic() + 60
+    pips = []
+    while time.monotonic() < deadline and not pips:
+        pips = [p for p in server.descendants() if "pip" in " ".join(p.cmdline())]
+        time.sleep(0.2)
+    assert pips, server.log()
+    code = server.stop()
+    _, alive = psutil.wait_procs(pips, timeout=10)
+    silent.close()
+    assert not alive, [p.cmdline() for p in alive]
+    assert code in (0, -15, 143)
+
+
+def test_a_worker_with_every_thread_busy_dies_with_a_killed_front(start_server, root):
+    sklearn_model(root / "slow" / "model", code=SLOW_CODE)
+    server = multi(start_server, root, MODEL_SERVER_WORKER_THREADS="1")
+    server.load("slow", root / "slow" / "model")
+    worker = psutil.Process(server.client.get("/models/slow").json()["workerPid"])
+
+    def busy() -> None:
+        try:
+            server.client.post("/models/slow/invoke", content=b"130,0,0,0", headers=CSV)
+        except Exception:  # noqa: BLE001 - the front is killed under it
+            pass
+
+    threading.Thread(target=busy, daemon=True).start()
+    time.sleep(1)
+    os.kill(server.pid, signal.SIGKILL)
+    worker.wait(timeout=10)  # raises psutil.TimeoutExpired if it outlives the front
+
+
+def test_what_user_code_starts_ends_with_the_server(start_server, root):
+    sklearn_model(root / "spawner" / "model", code="""
+    import os, subprocess, joblib
+
+    def model_fn(model_dir):
+        subprocess.Popen(["sleep", "1000"])
+        return joblib.load(os.path.join(model_dir, "model.joblib"))
+    """)
+    server = multi(start_server, root)
+    server.load("spawner", root / "spawner" / "model")
+    sleepers = [p for p in server.descendants() if p.name() == "sleep"]
+    assert sleepers
+    server.stop()
+    _, alive = psutil.wait_procs(sleepers, timeout=10)
+    assert not alive

@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harness.local_endpoint import LocalEndpointProcess  # noqa: E402
 from local.examples.steps import deploy  # noqa: E402
 from models.layout import archive  # noqa: E402
 from tests.builders import SLOW_CODE, sklearn_model  # noqa: E402
-from tests.local_endpoint_support import LocalEndpoint  # noqa: E402
 
 INSTANCES = 3
 CHEAP = b"1,2,3,4"
@@ -60,7 +60,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         sklearn_model(root / "mixed" / "model", code=SLOW_CODE)
-        local = LocalEndpoint(root / "state")
+        local = LocalEndpointProcess(root / "state")
         try:
             s3 = local.boto("s3")
             s3.create_bucket(Bucket="bench")

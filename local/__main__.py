@@ -6,7 +6,6 @@ temporary directory by default), one directory each, with their containers' logs
 """
 
 import argparse
-import asyncio
 import logging
 import random
 import shutil
@@ -66,10 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     config = uvicorn.Config(app, host=args.host, port=args.port, loop="uvloop", http="httptools",
                             access_log=False, log_config=None, timeout_graceful_shutdown=40)
-    try:
-        uvicorn.Server(config).run()
-    finally:
-        asyncio.run(platform.client.aclose())
+    uvicorn.Server(config).run()
     return 0
 
 

@@ -15,7 +15,6 @@ import boto3
 from botocore.config import Config
 
 
-
 class ArtifactError(Exception):
     """The artifact could not be fetched or unpacked; the message says which and why."""
 

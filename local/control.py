@@ -200,7 +200,10 @@ class ControlPlane:
             found = [e for e in found if e.status == p["StatusEquals"]]
         key = (lambda e: e.name) if p.get("SortBy") == "Name" else (lambda e: e.created)
         found.sort(key=key, reverse=p.get("SortOrder", "Descending") == "Descending")
-        start = int(p.get("NextToken") or 0)
+        token = p.get("NextToken") or "0"
+        if not token.isdigit():
+            raise validation("The NextToken is not one this service gave.")
+        start = int(token)
         size = int(p.get("MaxResults", 100))
         out = {"Endpoints": [e.summary() for e in found[start:start + size]]}
         if start + size < len(found):
@@ -221,6 +224,8 @@ class ControlPlane:
         return {"EndpointArn": endpoint.arn}
 
     async def close(self) -> None:
+        """Stop every endpoint's instances (at shutdown: no process is left behind)."""
         for endpoint in list(self.endpoints.values()):
             await endpoint.delete()
         self.endpoints.clear()
+        await self.platform.client.aclose()

@@ -6,14 +6,14 @@ failed to satisfy constraint: ...``, so a script that parses it on AWS parses it
 """
 
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import botocore.session
 
 from local.aws import validation
 
 
-@lru_cache(maxsize=None)
+@cache
 def service_model(name: str):
     return botocore.session.get_session().get_service_model(name)
 

@@ -8,11 +8,10 @@ import psutil
 import pytest
 from botocore.exceptions import ClientError
 
+from local.examples.steps import ROLE, deploy, wait_status
 from models.examples import sklearn as sklearn_examples
 from models.layout import archive
-from local.examples.steps import ROLE, deploy, wait_status
 from tests.local_endpoint_support import local_endpoint
-
 
 local = local_endpoint()
 

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from local.examples.steps import deploy, metric_sum
-from tests.builders import SLOW_CODE, sklearn_model
 from models.layout import archive
+from tests.builders import SLOW_CODE, sklearn_model
 from tests.local_endpoint_support import local_endpoint
 
 REQUESTS = 20
@@ -88,7 +88,7 @@ def test_async_requests_all_land_in_s3_with_notifications(local, endpoint, topic
     assert depths[-1] == 0, depths  # and fell to nothing
     assert len(depths) >= 8  # ~20 x 0.5 s / 2 in flight: it took seconds, not an instant
 
-    for inference_id, location in submitted.items():
+    for location in submitted.values():
         body = s3.get_object(Bucket=BUCKET, Key=location.split(f"s3://{BUCKET}/", 1)[1])["Body"].read()
         assert body.strip() in (b"[0]", b"[1]", b"[2]")
     notices = received(sqs, queue_url, REQUESTS)

@@ -13,7 +13,9 @@ import pytest
 import xgboost
 
 from local.examples.steps import deploy, upload
-from models.examples import pipeline, sklearn as sklearn_examples, xgboost as xgboost_examples
+from models.examples import pipeline
+from models.examples import sklearn as sklearn_examples
+from models.examples import xgboost as xgboost_examples
 from models.layout import archive
 from tests.local_endpoint_support import local_endpoint
 

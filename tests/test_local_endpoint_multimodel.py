@@ -43,7 +43,6 @@ def customer_model(directory, seed: int):
 @pytest.fixture(scope="module")
 def archives(tmp_path_factory):
     root = tmp_path_factory.mktemp("customers")
-    out = {}
     for number in range(CUSTOMERS):
         customer_model(root / f"customer-{number:03d}" / "model", seed=number)
     sklearn_model(root / "slow-loader" / "model", code="import time, joblib\n\ndef model_fn(model_dir):\n"
@@ -55,7 +54,7 @@ def archives(tmp_path_factory):
 @pytest.fixture(scope="module")
 def memory_limit_mb(archives, tmp_path_factory):
     """What one instance's limit must be to hold about HELD models: measured on a real server."""
-    root, out = archives
+    root, _ = archives
     server = Server({"SAGEMAKER_MULTI_MODEL": "true", "MODEL_SERVER_MODELS_ROOT": root},
                     tmp_path_factory.mktemp("calibrate") / "server.log")
     try:
@@ -179,8 +178,7 @@ def test_a_slow_load_answers_429_then_succeeds(local, mme):
     assert answer["Body"].read().strip() in (b"[0]", b"[1]", b"[2]")
 
 
-def test_cache_disabled_unloads_after_each_call(local, archives):
-    _, out = archives
+def test_cache_disabled_unloads_after_each_call(local, mme):  # mme: the models are in S3
     sm, runtime = local.boto("sagemaker"), local.boto("sagemaker-runtime")
     deploy(sm, "uncached", {"Image": "local", "Mode": "MultiModel", "ModelDataUrl": f"s3://{BUCKET}/models/",
                             "MultiModelConfig": {"ModelCacheSetting": "Disabled"}}, timeout=120)

@@ -18,13 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from local import metrics
-from local.aws import (
-    ACCOUNT,
-    ServiceError,
-    credential_scope,
-    json11_error,
-    rest_json_error,
-)
+from local.aws import ACCOUNT, ServiceError, credential_scope, json11_error, rest_json_error
 from local.control import ControlPlane
 from local.endpoint import Invocation
 from local.proxy import forward

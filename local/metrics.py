@@ -6,13 +6,7 @@ for async endpoints (ApproximateBacklogSize), labelled by endpoint, variant and 
 the routing's view of each instance (requests outstanding, requests served).
 """
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 REGISTRY = CollectorRegistry()
 _INSTANCE = ["endpoint", "variant", "instance"]

@@ -21,15 +21,7 @@ from pathlib import Path
 import joblib
 from sklearn.linear_model import LogisticRegression
 
-from local.examples.steps import (
-    IMAGE,
-    clients,
-    deploy,
-    local_metrics,
-    metric_sum,
-    tear_down,
-    upload,
-)
+from local.examples.steps import IMAGE, clients, deploy, local_metrics, metric_sum, tear_down, upload
 from models import data
 from models.layout import archive, model_dir
 

@@ -19,15 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from local.examples.steps import (
-    IMAGE,
-    clients,
-    deploy,
-    local_metrics,
-    metric_sum,
-    tear_down,
-    upload,
-)
+from local.examples.steps import IMAGE, clients, deploy, local_metrics, metric_sum, tear_down, upload
 from models import energy
 
 

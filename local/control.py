@@ -210,6 +210,16 @@ class ControlPlane:
             out["NextToken"] = str(start + size)
         return out
 
+    async def op_UpdateEndpoint(self, p: dict) -> dict:
+        endpoint = self.endpoint(p["EndpointName"])
+        if endpoint.status != "InService":
+            raise validation(f'Cannot update in-progress endpoint "{endpoint.arn}".')
+        config = self._config(p["EndpointConfigName"])
+        if (config.async_config is None) != (endpoint.config.async_config is None):
+            raise validation("The local endpoint cannot turn an endpoint asynchronous or back by UpdateEndpoint.")
+        endpoint.switch(config, {v["ModelName"]: self._model(v["ModelName"]) for v in config.variants})
+        return {"EndpointArn": endpoint.arn}
+
     async def op_UpdateEndpointWeightsAndCapacities(self, p: dict) -> dict:
         endpoint = self.endpoint(p["EndpointName"])
         if endpoint.status != "InService":

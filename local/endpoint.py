@@ -14,6 +14,7 @@ import logging
 import random
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,10 +74,23 @@ class Variant:
     strategy: str
     startup_timeout: float
     instances: list[Instance] = field(default_factory=list)
-    started: int = 0  # instances ever started, for their names
 
     def healthy(self) -> list[Instance]:
         return [instance for instance in self.instances if instance.healthy]
+
+
+def variants_of(config, models: dict) -> list[Variant]:
+    return [
+        Variant(
+            name=spec["VariantName"],
+            model=models[spec["ModelName"]],
+            weight=float(spec.get("InitialVariantWeight", 1.0)),
+            desired_count=int(spec.get("InitialInstanceCount", 1)),
+            strategy=spec.get("RoutingConfig", {}).get("RoutingStrategy", routing.LEAST_OUTSTANDING),
+            startup_timeout=float(spec.get("ContainerStartupHealthCheckTimeoutInSeconds", DEFAULT_STARTUP_TIMEOUT)),
+        )
+        for spec in config.variants
+    ]
 
 
 class Endpoint:
@@ -89,21 +103,12 @@ class Endpoint:
         self.failure_reason: str | None = None
         self.created = self.modified = time.time()
         self.directory = platform.state_dir / "endpoints" / name
-        self.variants = [
-            Variant(
-                name=spec["VariantName"],
-                model=models[spec["ModelName"]],
-                weight=float(spec.get("InitialVariantWeight", 1.0)),
-                desired_count=int(spec.get("InitialInstanceCount", 1)),
-                strategy=spec.get("RoutingConfig", {}).get("RoutingStrategy", routing.LEAST_OUTSTANDING),
-                startup_timeout=float(spec.get("ContainerStartupHealthCheckTimeoutInSeconds", DEFAULT_STARTUP_TIMEOUT)),
-            )
-            for spec in config.variants
-        ]
+        self.variants = variants_of(config, models)
         self.queue = None  # local.asyncq.AsyncQueue for an async endpoint, set by the control plane
         self.task: asyncio.Task | None = None
         self.watcher: asyncio.Task | None = None
         self.replaced = 0  # instances replaced because a container died
+        self.started: Counter = Counter()  # instances ever started per variant name, for their names
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -142,6 +147,30 @@ class Endpoint:
         self.modified = time.time()
         self.task = asyncio.create_task(self._converge("Updating"))
 
+    def switch(self, config, models: dict) -> None:
+        """UpdateEndpoint: start the new configuration's instances beside the old ones, then move the
+        traffic and stop the old; if the new ones fail to start, the old stay (and FailureReason says why)."""
+        self.status = "Updating"
+        self.modified = time.time()
+        self.task = asyncio.create_task(self._switch(config, variants_of(config, models)))
+
+    async def _switch(self, config, variants: list[Variant]) -> None:
+        previous = self.config
+        self.config = config  # the new instances get the new configuration's environment
+        try:
+            await asyncio.gather(*(self._scale(variant) for variant in variants))
+        except Exception as err:
+            log.warning("endpoint %s: update to %s failed: %s", self.name, config.name, err)
+            self.config = previous
+            self.failure_reason = f"Update to endpoint configuration {config.name} failed: {err}"
+            await self._stop([i for variant in variants for i in variant.instances])
+        else:
+            old, self.variants = self.variants, variants
+            self.failure_reason = None
+            await self._stop([i for variant in old for i in variant.instances])
+        self.status = "InService"
+        self.modified = time.time()
+
     async def _converge(self, phase: str) -> None:
         try:
             await asyncio.gather(*(self._scale(variant) for variant in self.variants))
@@ -166,8 +195,8 @@ class Endpoint:
         await asyncio.gather(*(self._start_instance(variant) for _ in range(missing)))
 
     async def _start_instance(self, variant: Variant) -> Instance:
-        index = variant.started
-        variant.started += 1
+        index = self.started[variant.name]  # counted per endpoint: names stay unique across updates
+        self.started[variant.name] += 1
         name = f"{variant.name}-{index}"
         directory = self.directory / variant.name / name
         if directory.exists():

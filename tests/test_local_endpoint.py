@@ -1,5 +1,6 @@
 """The local endpoint's control plane and a single-model endpoint, through boto3 as a user calls them."""
 
+import json
 import os
 import signal
 import time
@@ -23,7 +24,13 @@ def iris_url(local, tmp_path_factory):
     s3 = local.boto("s3")
     s3.create_bucket(Bucket="single-models")
     s3.upload_file(str(archive(root, "sklearn-iris")), "single-models", "iris/model.tar.gz")
+    s3.upload_file(str(archive(root, "sklearn-ridge")), "single-models", "ridge/model.tar.gz")
     return "s3://single-models/iris/model.tar.gz"
+
+
+@pytest.fixture(scope="module")
+def ridge_url(iris_url):
+    return "s3://single-models/ridge/model.tar.gz"
 
 
 def error_of(call, **kwargs) -> dict:
@@ -58,7 +65,7 @@ def test_control_plane_errors_are_the_services(local, iris_url):
     assert unknown["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
-def test_single_model_endpoint_lifecycle(local, iris_url):
+def test_single_model_endpoint_lifecycle(local, iris_url, ridge_url):
     sm, runtime = local.boto("sagemaker"), local.boto("sagemaker-runtime")
     described = deploy(sm, "iris", {"Image": "local", "ModelDataUrl": iris_url})
     assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 1
@@ -89,6 +96,21 @@ def test_single_model_endpoint_lifecycle(local, iris_url):
     for _ in range(6):
         runtime.invoke_endpoint(EndpointName="iris", Body=b"5.1,3.5,1.4,0.2", ContentType="text/csv")
     assert all(i["served"] > 0 for i in local.instances("iris")["instances"])  # both instances took requests
+
+    # a new configuration: its instances start beside the old ones, then take the traffic
+    sm.create_model(ModelName="ridge", PrimaryContainer={"Image": "local", "ModelDataUrl": ridge_url},
+                    ExecutionRoleArn=ROLE)
+    sm.create_endpoint_config(EndpointConfigName="ridge", ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": "ridge", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    sm.update_endpoint(EndpointName="iris", EndpointConfigName="ridge")
+    assert sm.describe_endpoint(EndpointName="iris")["EndpointStatus"] == "Updating"
+    described = wait_status(sm, "iris")
+    assert described["EndpointStatus"] == "InService" and described["EndpointConfigName"] == "ridge"
+    answer = runtime.invoke_endpoint(EndpointName="iris", Body=b"0.1,0.2,0.3,0.4", ContentType="text/csv")
+    assert not float(json.loads(answer["Body"].read())[0]).is_integer()  # a regression, not a class label
+    psutil.wait_procs([psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)], timeout=30)
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
+    pids = [c["pid"] for i in local.instances("iris")["instances"] for c in i["containers"]]
 
     sm.delete_endpoint(EndpointName="iris")
     assert sm.list_endpoints()["Endpoints"] == []

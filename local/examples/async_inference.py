@@ -89,6 +89,9 @@ def main() -> None:
             notice = json.loads(json.loads(message["Body"])["Message"])
             notices[notice["inferenceId"]] = notice
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    text = local_metrics()
+    if text is not None:  # after the last notification: the queue is empty
+        depths.append(int(metric_sum(text, "sagemaker_approximate_backlog_size", endpoint="slow-async")))
     completed = sum(n["invocationStatus"] == "Completed" for n in notices.values())
     found = sum(
         s3.get_object(Bucket=args.bucket, Key=location.split("/", 3)[3])["ContentLength"] > 0

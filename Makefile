@@ -32,9 +32,10 @@ run-single: examples
 	MODEL_SERVER_MODEL_DIR=$(EXAMPLES)/sklearn-iris/model $(PY) -m server serve --host 127.0.0.1 --port $(PORT)
 
 # A local SageMaker endpoint on 127.0.0.1:$(PORT): sagemaker, sagemaker-runtime, S3, SNS and SQS on one
-# port (docs/local-endpoint.md); instances run this server as the platform runs the image.
+# port (docs/local-endpoint.md); instances run this server as the platform runs the image
+# (RUNNER=docker: each container is the model's Image, run by docker).
 local-endpoint: setup
-	$(PY) -m local serve --port $(PORT)
+	$(PY) -m local serve --port $(PORT) $(if $(RUNNER),--runner $(RUNNER))
 
 # Lint, types and the in-process tier take seconds; then every real-server test over HTTP.
 test: lint fast

@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--model-ready-timeout", type=float, default=60.0,
                        help="seconds a multi-model invocation waits for its model before a 429 (platform: 60)")
     serve.add_argument("--seed", type=int, help="seed of the routing's random choices")
+    serve.add_argument("--runner", choices=("process", "docker"), default="process",
+                       help="instances as processes of this checkout (default) or as the model's Image run by docker")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request to every instance
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         region=args.region,
         ready_timeout=args.model_ready_timeout,
         rng=random.Random(args.seed),
+        runner=args.runner,
     )
     app = build_app(ControlPlane(platform), backend.url, on_shutdown=cleanup)
     logging.getLogger("local").info(

@@ -41,6 +41,7 @@ class Platform:
     client: httpx.AsyncClient
     region: str
     ready_timeout: float = 60.0  # a multi-model client's wait for its model before a 429
+    runner: str = "process"  # or "docker": each container is the model's Image (local.instances)
     rng: random.Random = field(default_factory=random.Random)
 
 
@@ -203,7 +204,7 @@ class Endpoint:
             shutil.rmtree(directory)
         directory.mkdir(parents=True)
         instance = build_instance(name, self.name, variant.name, directory, variant.model.containers,
-                                  self.platform_environment())
+                                  self.platform_environment(), self.platform.runner)
         try:
             for container in instance.containers:
                 spec = container.spec

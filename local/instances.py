@@ -49,39 +49,58 @@ class ContainerSpec:
     cache_enabled: bool = True
 
 
-class Container:
-    """One running server process of an instance."""
+IMAGE_MODEL_DIR = "/opt/ml/model"  # where the platform mounts a single model in the image
+IMAGE_MODELS_ROOT = "/opt/ml/models"  # and a multi-model container's models
 
-    def __init__(self, spec: ContainerSpec, directory: Path, port: int, safe_range: str, extra_env: dict):
+
+class Container:
+    """One running server of an instance: a process of this checkout, or the built image.
+
+    ``runner="process"`` runs ``python -m server serve`` with the platform's variables;
+    ``runner="docker"`` runs ``docker run IMAGE serve`` with the same variables, the model
+    directories mounted where the platform mounts them and the port published on loopback only.
+    """
+
+    def __init__(self, spec: ContainerSpec, directory: Path, port: int, safe_range: str, extra_env: dict,
+                 runner: str = "process", name: str = "container"):
         self.spec = spec
         self.directory = directory
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.model_dir = directory / "model"
         self.models_root = directory / "models"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGEMAKER_", "MODEL_SERVER_"))}
-        env.update(
-            PYTHONPATH=str(ROOT),
-            SAGEMAKER_BIND_TO_PORT=str(port),
-            SAGEMAKER_SAFE_PORT_RANGE=safe_range,
-            SAGEMAKER_MULTI_MODEL="true" if spec.multi_model else "false",
-            MODEL_SERVER_HOST="127.0.0.1",
-            MODEL_SERVER_MODEL_DIR=str(self.model_dir),
-            MODEL_SERVER_MODELS_ROOT=str(self.models_root),
-        )
-        env.update(extra_env)
-        env.update({k: str(v) for k, v in spec.environment.items()})
-        self.env = env
+        platform = {
+            "SAGEMAKER_BIND_TO_PORT": str(port),
+            "SAGEMAKER_SAFE_PORT_RANGE": safe_range,
+            "SAGEMAKER_MULTI_MODEL": "true" if spec.multi_model else "false",
+            **extra_env,
+        }
+        user = {k: str(v) for k, v in spec.environment.items()}  # the user's Environment wins, as on the platform
+        if runner == "docker":
+            self.models_url_root = Path(IMAGE_MODELS_ROOT)  # LoadModel urls as the container sees them
+            variables = [item for k, v in {**platform, **user}.items() for item in ("-e", f"{k}={v}")]
+            self.argv = [
+                "docker", "run", "--rm", "--name", name, "-p", f"127.0.0.1:{port}:{port}", *variables,
+                "-v", f"{self.model_dir}:{IMAGE_MODEL_DIR}:ro", "-v", f"{self.models_root}:{IMAGE_MODELS_ROOT}",
+                spec.image, "serve",
+            ]
+            self.env = dict(os.environ)  # the docker client's own environment
+        else:
+            self.models_url_root = self.models_root
+            self.argv = [sys.executable, "-m", "server", "serve"]
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGEMAKER_", "MODEL_SERVER_"))}
+            env.update(PYTHONPATH=str(ROOT), MODEL_SERVER_HOST="127.0.0.1", MODEL_SERVER_MODEL_DIR=str(self.model_dir),
+                       MODEL_SERVER_MODELS_ROOT=str(self.models_root))
+            self.env = {**env, **platform, **user}
         self.process: subprocess.Popen | None = None
         self.log_path = directory / "container.log"
 
     def start(self) -> None:
+        self.model_dir.mkdir(parents=True, exist_ok=True)
         self.models_root.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "server", "serve"], cwd=self.directory, env=self.env,
-                stdout=log, stderr=subprocess.STDOUT,
-            )
+            self.process = subprocess.Popen(self.argv, cwd=self.directory, env=self.env,
+                                            stdout=log, stderr=subprocess.STDOUT)
 
     def exit_reason(self) -> str | None:
         """Why the process is gone (None while it runs)."""
@@ -150,13 +169,16 @@ class Instance:
 
 
 def build_instance(
-    name: str, endpoint: str, variant: str, directory: Path, specs: list[ContainerSpec], extra_env: dict
+    name: str, endpoint: str, variant: str, directory: Path, specs: list[ContainerSpec], extra_env: dict,
+    runner: str = "process",
 ) -> Instance:
     """An instance whose containers have ports from one safe range of their own (not started yet)."""
     ports = sorted(free_ports(len(specs)))
     safe_range = f"{ports[0]}-{ports[-1]}"
     containers = [
-        Container(spec, directory / spec.hostname, port, safe_range, extra_env) for spec, port in zip(specs, ports)
+        Container(spec, directory / spec.hostname, port, safe_range, extra_env, runner,
+                  name=f"local-endpoint-{endpoint}-{name}-{spec.hostname}-{port}")
+        for spec, port in zip(specs, ports, strict=True)
     ]
     for container in containers:
         container.directory.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,8 @@ For ``TargetModel`` T: if T is loaded, invoke it; otherwise download ``<ModelDat
 instance's storage (kept there, as the platform keeps it, so a model evicted from memory is not
 downloaded again), unpack it into ``<models root>/<id>/model``, LoadModel, invoke. A LoadModel
 that answers 507 makes room: the least recently used model not in use is unloaded and the load
-retried. An invoke that answers 404 (the container lost the model) loads it again and retries.
+retried (or, when nothing is left to evict but other loads are under way on the instance, retried
+once they are done). An invoke that answers 404 (the container lost the model) loads it again and retries.
 With ``ModelCacheSetting=Disabled`` each model is unloaded right after its invocation. A client
 whose model is not ready within the wait (60 s on the platform) gets ``ModelNotReadyException``
 (429) while the load goes on.
@@ -25,6 +26,7 @@ from local.calls import call, model_error
 
 log = logging.getLogger("local.multimodel")
 LOAD_TIMEOUT_SECONDS = 360  # how long the platform lets a load go on
+RETRY_SECONDS = 0.2  # a 507 while other loads are under way: try again after this
 
 
 def model_id(target_model: str) -> str:
@@ -114,19 +116,24 @@ class ModelCache:
             metrics.downloading_time.labels(**self.labels).observe(time.monotonic() - started)
             self.on_disk.add(target_model)
             self.counts["downloads"] += 1
-        for _ in range(len(self.loaded) + 2):
+        url = str(self.container.models_url_root / name / "model")  # as the container sees it
+        deadline = time.monotonic() + LOAD_TIMEOUT_SECONDS
+        while True:
             started = time.monotonic()
-            response = await call(
-                self.client, self.region, self.instance, self.container, "POST", "/models",
-                LOAD_TIMEOUT_SECONDS, json={"model_name": name, "url": str(directory)},
-            )
+            response = await call(self.client, self.region, self.instance, self.container, "POST", "/models",
+                                  LOAD_TIMEOUT_SECONDS, json={"model_name": name, "url": url})
             if response.status_code in (200, 409):  # 409: loaded already (a retry after a lost answer)
                 metrics.loading_time.labels(**self.labels).observe(time.monotonic() - started)
                 self.loaded[target_model] = name
                 self.counts["loads"] += 1
                 metrics.loaded_models.labels(**self.labels).set(len(self.loaded))
                 return
-            if response.status_code == 507 and await self._evict(exclude=target_model):
+            if response.status_code != 507 or time.monotonic() > deadline:
+                break
+            if await self._evict(exclude=target_model):
+                continue
+            if len(self.loading) > 1:  # nothing left to evict, but other loads hold memory: wait for them
+                await asyncio.sleep(RETRY_SECONDS)
                 continue
             break
         raise model_error(self.region, self.instance, self.container.spec.hostname, response.status_code, response.text)

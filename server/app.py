@@ -18,11 +18,11 @@ from starlette.routing import Route
 from handlers.errors import BadInput, NotFound, ServingError
 from server import metrics
 from server.config import Settings
-from server.service import SINGLE_MODEL_NAME, ModelService
+from server.fastpath import ASGIApp, InvokeFastPath, read_body
+from server.service import ModelService
 
 log = logging.getLogger("front")
 Endpoint = Callable[[Request], Awaitable[Response]]
-FORWARDED = ("content-type", "accept")  # and every X-Amzn-* header: the rest stays in the front
 
 
 def json_response(value: object, status: int = 200) -> Response:
@@ -33,25 +33,8 @@ def error_response(err: ServingError) -> Response:
     return json_response(err.body(), err.status)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to pass ``limit``."""
-    length = request.headers.get("content-length")
-    if length is not None:
-        if not length.isdigit():
-            raise BadInput("Content-Length is not a number")
-        if int(length) > limit:
-            raise ServingError(f"request body of {int(length)} bytes exceeds the {limit}-byte limit", 413)
-        return await request.body()
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ServingError(f"request body exceeds the {limit}-byte limit", 413)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def build_app(settings: Settings, service: ModelService | None = None) -> Starlette:
+def build_app(settings: Settings, service: ModelService | None = None) -> ASGIApp:
+    """The front: the invoke path in plain ASGI (``server.fastpath``) before Starlette's router."""
     service = service or ModelService(settings)
 
     async def ping(request: Request) -> Response:
@@ -67,22 +50,16 @@ def build_app(settings: Settings, service: ModelService | None = None) -> Starle
             }
         )
 
-    async def invoke_model(request: Request, name: str) -> Response:
-        body = await read_body(request, settings.max_payload_bytes)
-        headers = {k: v for k, v in request.headers.items() if k in FORWARDED or k.startswith("x-amzn-")}
-        reply, out = await service.invoke(name, body, headers)
-        return Response(out, 200, headers=reply.get("headers"), media_type=reply.get("content_type"))
-
     async def invocations(request: Request) -> Response:
-        if settings.multi_model:
-            raise NotFound("this is a multi-model server: invoke POST /models/{name}/invoke", type="ResourceNotFoundException")
-        return await invoke_model(request, SINGLE_MODEL_NAME)
+        # Single-model invocations never get here: the fast path answers them.
+        raise NotFound("this is a multi-model server: invoke POST /models/{name}/invoke", type="ResourceNotFoundException")
 
     async def invoke_named(request: Request) -> Response:
-        return await invoke_model(request, request.path_params["name"])
+        # Multi-model invocations never get here (the fast path answers them): only the guard's 404.
+        raise NotFound("model management needs SAGEMAKER_MULTI_MODEL=true", type="ResourceNotFoundException")
 
     async def load_model(request: Request) -> Response:
-        body = await read_body(request, 2**20)
+        body = await read_body(request.receive, request.headers.get("content-length", "").encode() or None, 2**20)
         try:
             spec = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -155,5 +132,4 @@ def build_app(settings: Settings, service: ModelService | None = None) -> Starle
         lifespan=lifespan,
         exception_handlers={ServingError: serving_error, HTTPException: http_error, Exception: unexpected_error},
     )
-    app.state.service = service
-    return app
+    return InvokeFastPath(app, settings, service)

@@ -116,7 +116,10 @@ class Settings:
     max_concurrent_transforms: int
     program: str
     packages_root: Path
-    workers_per_framework: int
+    workers_per_framework: int  # replicas of every model at load (SAGEMAKER_MODEL_SERVER_WORKERS)
+    max_workers_per_framework: int  # worker slots of a framework: SAGEMAKER_MODEL_SERVER_WORKERS, else vCPUs
+    auto_replicate: bool
+    replicate_at: int  # outstanding requests on a replica's worker that make a model hot
     worker_threads: int
     load_threads: int
     load_timeout_seconds: float
@@ -136,7 +139,9 @@ class Settings:
         from handlers import FALLBACK, FRAMEWORKS
 
         cpus = len(os.sched_getaffinity(0))
-        workers = _number(env, "SAGEMAKER_MODEL_SERVER_WORKERS", 1, 1, 64)
+        explicit_workers = _number(env, "SAGEMAKER_MODEL_SERVER_WORKERS", None, 1, 64)
+        workers = explicit_workers or 1
+        worker_threads = _number(env, "MODEL_SERVER_WORKER_THREADS", 4, 1, 256)
         framework = _get(env, "MODEL_SERVER_FRAMEWORK")
         if framework is not None and framework.lower() not in FRAMEWORKS + (FALLBACK,):
             raise ConfigError(
@@ -173,7 +178,10 @@ class Settings:
                 _get(env, "MODEL_SERVER_PACKAGES_DIR") or Path(tempfile.gettempdir()) / "model-server-packages"
             ).absolute(),
             workers_per_framework=workers,
-            worker_threads=_number(env, "MODEL_SERVER_WORKER_THREADS", 4, 1, 256),
+            max_workers_per_framework=explicit_workers or max(1, cpus),
+            auto_replicate=_bool(env, "MODEL_SERVER_AUTO_REPLICATE", True) and explicit_workers is None,
+            replicate_at=_number(env, "MODEL_SERVER_REPLICATE_AT", worker_threads, 1, 4096),
+            worker_threads=worker_threads,
             load_threads=_number(env, "MODEL_SERVER_LOAD_THREADS", 2, 1, 64),
             # Well under the platform's 360 s, so that a stuck load frees its name while it waits.
             load_timeout_seconds=_number(env, "MODEL_SERVER_LOAD_TIMEOUT_SECONDS", 180.0, 1.0, 3600.0, float),

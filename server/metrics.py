@@ -33,6 +33,9 @@ worker_hangs = Counter("worker_hangs_total", "Workers killed for answering nothi
 quarantines = Counter(
     "model_quarantines_total", "Models quarantined for being in flight at repeated worker deaths", ["framework"], registry=REGISTRY
 )
+replicas_added = Counter(
+    "model_replicas_added_total", "Replicas added to hot models on more workers", ["framework"], registry=REGISTRY
+)
 workers_running = Gauge("workers_running", "Worker processes running", ["framework"], registry=REGISTRY)
 memory_rss = Gauge("server_memory_rss_bytes", "Resident memory of the front and its workers", registry=REGISTRY)
 memory_limit = Gauge("server_memory_limit_bytes", "The memory budget loads are checked against", registry=REGISTRY)

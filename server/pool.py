@@ -1,8 +1,9 @@
 """Worker supervision: the worker processes of each framework, started on first need, watched,
 pinged, and restarted when they die or wedge.
 
-Each framework has ``SAGEMAKER_MODEL_SERVER_WORKERS`` slots; a slot's worker starts the first
-time a model is placed there (the framework's import is paid once per slot). The pool watches
+Each framework has ``SAGEMAKER_MODEL_SERVER_WORKERS`` slots (else one per vCPU); a slot's worker
+starts the first time a model (or a replica of one) is placed there, so the framework's import
+is paid once per slot and only for slots in use. The pool watches
 every worker two ways, as uvicorn's supervisor does: its exit (crash, SIGKILL, OOM kill), and a
 ``ping`` every few seconds that must be answered within the invocation timeout — a worker
 whose threads are all stuck, or whose GIL is held by native code, answers nothing and is
@@ -103,12 +104,21 @@ class WorkerPool:
         return (framework, slot) in self.slots
 
     def least_filled(self, framework: str) -> int:
-        """The slot with the fewest models; slots not started yet count as empty."""
-        counts = [
-            len(self.workers[(framework, s)].models) if (framework, s) in self.workers else 0
-            for s in range(self.settings.workers_per_framework)
-        ]
-        return counts.index(min(counts))
+        """Where a new model goes: the started slot with the fewest models (slot 0 if none is)."""
+        started = [s for s in range(self.settings.max_workers_per_framework) if (framework, s) in self.workers]
+        if not started:
+            return 0
+        return min(started, key=lambda s: len(self.workers[(framework, s)].models))
+
+    def spare_slot(self, framework: str, taken: set[int]) -> int | None:
+        """Where another replica goes: the least busy started slot not in ``taken``, else the first
+        slot not started yet; None when every slot holds one."""
+        free = [s for s in range(self.settings.max_workers_per_framework) if s not in taken]
+        started = [s for s in free if (framework, s) in self.workers and self.workers[(framework, s)].alive]
+        if started:
+            return min(started, key=lambda s: len(self.workers[(framework, s)].pending))
+        unstarted = [s for s in free if (framework, s) not in self.slots]
+        return unstarted[0] if unstarted else None
 
     # ------------------------------------------------------------------ workers
 

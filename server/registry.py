@@ -28,7 +28,7 @@ class ModelEntry:
     path: Path
     framework: str
     state: str = "loading"  # "loading" (first load or reload after a worker crash), "ready" or "quarantined"
-    worker: Any = None  # the WorkerProcess holding it, once loaded
+    replicas: list[Any] = field(default_factory=list)  # the WorkerProcesses holding it, ready to serve
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     failure: ServingError | None = None  # why the last load failed, for requests that waited on it
     estimate_bytes: int = 0
@@ -37,6 +37,8 @@ class ModelEntry:
     loaded_at: float = 0.0
     invocations: int = 0
     deaths: list[float] = field(default_factory=list)  # when its worker died with it in flight (monotonic)
+    hot_since: float | None = None  # since when its replicas' workers have been saturated
+    replicating: bool = False  # a replica is being added
     last_invoked_at: float | None = None
 
     def describe(self) -> dict[str, Any]:
@@ -52,7 +54,13 @@ class ModelEntry:
             "lastInvokedAt": self.last_invoked_at,
             "worker": getattr(self.worker, "name", None),
             "workerPid": getattr(self.worker, "pid", None),
+            "replicas": [{"worker": w.name, "workerPid": w.pid} for w in self.replicas],
         }
+
+    @property
+    def worker(self) -> Any:
+        """Its first replica's worker (None while it has none)."""
+        return self.replicas[0] if self.replicas else None
 
     def mark_ready(self, memory_bytes: int, seconds: float) -> None:
         self.state, self.failure = "ready", None

@@ -30,6 +30,7 @@ log = logging.getLogger("service")
 SINGLE_MODEL_NAME = "model"
 QUARANTINE_DEATHS = 2  # deaths of its worker with a model in flight that quarantine it...
 QUARANTINE_WINDOW_SECONDS = 600.0  # ...within this long
+REPLICATE_AFTER_SECONDS = 0.5  # how long a model's workers stay saturated before it gets another replica
 
 
 class ModelService:
@@ -39,6 +40,7 @@ class ModelService:
         self.budget = MemoryBudget(settings.memory_limit_bytes, settings.memory_headroom_bytes)
         self.pool = WorkerPool(settings, self)
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.lost: dict[WorkerProcess, list[ModelEntry]] = {}  # a dead worker -> models to reload on its successor
         metrics.memory_limit.set(self.budget.limit)
 
     # ------------------------------------------------------------------ lifecycle
@@ -138,8 +140,16 @@ class ModelService:
             framework, disk_bytes = self._inspect(path)  # a listing and a few stat calls
             entry.framework = framework.name
             entry.estimate_bytes = int(disk_bytes * framework.memory_factor) + 2**20
-            await self._load_on_worker(entry, framework)
+            if self.settings.workers_per_framework > 1:  # SAGEMAKER_MODEL_SERVER_WORKERS: one on every slot
+                await asyncio.gather(*(self._add_replica(entry, framework, slot)
+                                       for slot in range(self.settings.workers_per_framework)))
+            else:
+                await self._add_replica(entry, framework, self.pool.least_filled(framework.name))
         except BaseException as err:
+            replicas, entry.replicas = entry.replicas, []
+            for worker in replicas:
+                worker.models.discard(entry.name)
+            await asyncio.gather(*(self._release(w, entry.name) for w in replicas), return_exceptions=True)
             self.registry.remove(entry)
             failure = err if isinstance(err, ServingError) else ServingError("the load was interrupted", 500)
             entry.failure = failure
@@ -157,22 +167,18 @@ class ModelService:
         framework, _ = handlers.detect(path, self.settings.framework, self.settings.program)
         return framework, directory_bytes(path)
 
-    async def _load_on_worker(self, entry: ModelEntry, framework: Framework, worker: WorkerProcess | None = None) -> None:
-        """Check the budget, load ``entry`` on ``worker`` (or the least-filled of its framework),
-        then check the budget again with what the load really took."""
+    async def _add_replica(self, entry: ModelEntry, framework: Framework, slot: int) -> WorkerProcess:
+        """Check the budget, load ``entry`` on the worker of ``slot`` (started if need be), then
+        check the budget again with what the load really took. The replica serves from then on."""
         need = entry.estimate_bytes
-        slot = 0
-        if worker is None:
-            slot = self.pool.least_filled(framework.name)
-            if not self.pool.started(framework.name, slot):
-                need += framework.worker_bytes
+        if not self.pool.started(framework.name, slot):
+            need += framework.worker_bytes
         shortfall = self.budget.shortfall(need, self.pids())
         if shortfall:
             raise InsufficientMemory(shortfall)
         self.budget.reserved += need
         try:
-            if worker is None:
-                worker = await self.pool.worker(framework.name, slot)
+            worker = await self.pool.worker(framework.name, slot)
             worker.models.add(entry.name)  # counted at once, so parallel loads spread over slots
             try:
                 header = await self._call_load(worker, entry)
@@ -181,15 +187,16 @@ class ModelService:
                 raise
         finally:
             self.budget.reserved -= need
-        entry.worker = worker
-        entry.mark_ready(header.get("memory_bytes", 0), header.get("seconds", 0.0))
         over = self.budget.overrun(self.pids())
         if over:  # the model took far more than its files promised (a model_fn that allocates, say)
-            log.warning("%r took %.0f MB once loaded: over the memory budget, unloading it", entry.name,
-                        entry.memory_bytes / 2**20)
+            taken = header.get("memory_bytes", 0) / 2**20
+            log.warning("%r took %.0f MB once loaded: over the memory budget, unloading it", entry.name, taken)
             worker.models.discard(entry.name)
             await self._release(worker, entry.name)
-            raise InsufficientMemory(f"the model took {entry.memory_bytes / 2**20:.0f} MB once loaded; {over}")
+            raise InsufficientMemory(f"the model took {taken:.0f} MB once loaded; {over}")
+        entry.replicas.append(worker)
+        entry.mark_ready(header.get("memory_bytes", 0), header.get("seconds", 0.0))
+        return worker
 
     async def _call_load(self, worker: WorkerProcess, entry: ModelEntry) -> dict[str, Any]:
         """The worker's answer to a load, within MODEL_SERVER_LOAD_TIMEOUT_SECONDS and a share of its
@@ -239,10 +246,11 @@ class ModelService:
                 raise NotFound("model is not loaded")
         started = time.perf_counter()
         self.registry.remove(entry)
-        worker = entry.worker
-        worker.models.discard(name)
+        replicas, entry.replicas = entry.replicas, []
+        for worker in replicas:
+            worker.models.discard(name)
         metrics.loaded_models.labels(entry.framework).dec()
-        await self._release(worker, name)
+        await asyncio.gather(*(self._release(worker, name) for worker in replicas))
         metrics.unloading_time.observe(time.perf_counter() - started)
         log.info("unloaded %r in %.3fs", name, time.perf_counter() - started)
 
@@ -271,7 +279,7 @@ class ModelService:
                 raise NotFound("model is not loaded")
         entry.invocations += 1
         entry.last_invoked_at = time.time()
-        worker = entry.worker
+        worker = self._route(entry)
         header = {"op": Op.INVOKE, "key": name, "headers": headers}
         status = 500
         try:
@@ -296,24 +304,67 @@ class ModelService:
             metrics.invocations.labels(entry.framework, str(status)).inc()
             metrics.invocation_latency.labels(entry.framework).observe(time.perf_counter() - started)
 
+    # ------------------------------------------------------------------ replicas
+
+    def _route(self, entry: ModelEntry) -> WorkerProcess:
+        """The replica whose worker has the fewest outstanding requests (the platform's
+        LEAST_OUTSTANDING_REQUESTS, inside the container). A model whose every replica's worker
+        stays saturated (MODEL_SERVER_REPLICATE_AT outstanding) for REPLICATE_AFTER_SECONDS gets
+        another replica on another worker of its framework, while there is a slot for one."""
+        replicas = entry.replicas
+        worker: WorkerProcess = replicas[0] if len(replicas) == 1 else min(replicas, key=lambda w: len(w.pending))
+        if self.settings.auto_replicate:
+            outstanding = len(worker.pending)
+            if outstanding >= self.settings.replicate_at:
+                now = time.monotonic()
+                if entry.hot_since is None:
+                    entry.hot_since = now
+                elif now - entry.hot_since >= REPLICATE_AFTER_SECONDS and not entry.replicating:
+                    slot = self.pool.spare_slot(entry.framework, {w.slot for w in replicas})
+                    if slot is not None:
+                        entry.replicating = True
+                        self.spawn(self._replicate(entry, slot), f"replicate-{entry.name}")
+            elif outstanding * 2 < self.settings.replicate_at:  # hysteresis: answers in transit dip it
+                entry.hot_since = None
+        return worker
+
+    async def _replicate(self, entry: ModelEntry, slot: int) -> None:
+        try:
+            worker = await self._add_replica(entry, handlers.get(entry.framework), slot)
+            log.info("%r is hot: replica %d on %s", entry.name, len(entry.replicas), worker.name)
+            metrics.replicas_added.labels(entry.framework).inc()
+        except ServingError as err:
+            log.warning("could not add a replica of %r (%d): %s", entry.name, err.status, err.message)
+        finally:
+            entry.replicating = False
+            entry.hot_since = None
+        if self.registry.get(entry.name) is not entry:  # unloaded meanwhile: take the replica back
+            await asyncio.gather(*(self._release(w, entry.name) for w in entry.replicas))
+
     # ------------------------------------------------------------------ the pool's news
 
     def worker_died(self, worker: WorkerProcess) -> None:
-        """Its models stay listed, as LOADING: requests to them wait for the reload. A model that
-        was being served or loaded when its worker died for the second time within
-        QUARANTINE_WINDOW_SECONDS is quarantined instead: not reloaded, answering a 500 that says
-        so until it is unloaded and loaded again, so that its neighbours stop paying for it."""
+        """Its models lose that replica; one left with none stays listed, as LOADING, and requests
+        to it wait for the reload. A model that was being served or loaded when its worker died
+        for the second time within QUARANTINE_WINDOW_SECONDS is quarantined instead: not
+        reloaded, answering a 500 that says so until it is unloaded and loaded again, so that its
+        neighbours stop paying for it."""
         now = time.monotonic()
+        lost = []
         for entry in self.registry.entries():
-            if entry.worker is not worker:
+            if worker not in entry.replicas:
                 continue
+            entry.replicas.remove(worker)
             if entry.name in worker.died_with:
                 entry.deaths = [t for t in entry.deaths if now - t < QUARANTINE_WINDOW_SECONDS] + [now]
                 if len(entry.deaths) >= QUARANTINE_DEATHS:
                     self._quarantine(entry, worker)
                     continue
-            entry.state = "loading"
-            entry.ready.clear()
+            lost.append(entry)
+            if not entry.replicas:
+                entry.state = "loading"
+                entry.ready.clear()
+        self.lost[worker] = lost
 
     def _quarantine(self, entry: ModelEntry, worker: WorkerProcess) -> None:
         entry.state = "quarantined"
@@ -321,24 +372,31 @@ class ModelService:
             f"this model was in flight each of the {len(entry.deaths)} times its worker died "
             f"(last: {worker.exit_description()}); it is quarantined: unload it and load it again to retry", 500,
         )
+        replicas, entry.replicas = entry.replicas, []
+        for other in replicas:
+            other.models.discard(entry.name)
+            self.spawn(self._release(other, entry.name), f"quarantine-{entry.name}")
         entry.ready.set()
         metrics.quarantines.labels(entry.framework).inc()
         log.error("quarantined %r: in flight at %d deaths of its %s worker", entry.name, len(entry.deaths), entry.framework)
 
     def worker_replaced(self, dead: WorkerProcess, worker: WorkerProcess) -> None:
-        orphans = [e for e in self.registry.entries() if e.worker is dead and e.state == "loading"]
+        orphans = self.lost.pop(dead, [])
         self.spawn(self._reload(worker, orphans), f"reload-{worker.name}")
 
     async def _reload(self, worker: WorkerProcess, orphans: list[ModelEntry]) -> None:
         framework = handlers.get(worker.framework)
 
         async def reload(entry: ModelEntry) -> None:
-            if self.registry.get(entry.name) is not entry:
+            if self.registry.get(entry.name) is not entry or entry.state == "quarantined":
                 return
             try:
-                await self._load_on_worker(entry, framework, worker)
+                await self._add_replica(entry, framework, worker.slot)
                 log.info("reloaded %r on %s", entry.name, worker.name)
             except ServingError as err:
+                if entry.replicas:
+                    log.warning("reloading a replica of %r failed (%d): %s", entry.name, err.status, err.message)
+                    return
                 self.registry.remove(entry)
                 metrics.loaded_models.labels(entry.framework).dec()
                 entry.failure = err

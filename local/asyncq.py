@@ -66,6 +66,7 @@ class AsyncQueue:
         self.queue: asyncio.Queue[AsyncRequest] = asyncio.Queue()
         self.workers: dict[str, list[asyncio.Task]] = {}
         self.backlog = 0
+        self.closing = False  # the endpoint is being deleted: requests in flight are dropped
         self.gauge = metrics.backlog.labels(endpoint.name)
         self.gauge.set(0)
 
@@ -107,6 +108,7 @@ class AsyncQueue:
             task.cancel()
 
     async def close(self) -> None:
+        self.closing = True
         tasks = [task for tasks in self.workers.values() for task in tasks]
         self.workers.clear()
         for task in tasks:
@@ -119,6 +121,11 @@ class AsyncQueue:
             request = await self.queue.get()
             try:
                 await self._process(request, instance)
+            except asyncio.CancelledError:  # the instance is going (scale-in): another one takes the request
+                if not self.closing:
+                    self.queue.put_nowait(request)
+                    self._count(+1)
+                raise
             except Exception:  # a bug here must not stop the worker; the log has it
                 log.exception("async request %s failed unexpectedly", request.inference_id)
             finally:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from local.examples.steps import deploy, metric_sum
+from local.examples.steps import deploy, metric_sum, wait_status
 from models.layout import archive
 from tests.builders import SLOW_CODE, sklearn_model
 from tests.local_endpoint_support import local_endpoint
@@ -117,3 +117,21 @@ def test_async_failures_go_to_the_failure_path_and_error_topic(local, endpoint, 
                                       ContentType="text/csv")
     with pytest.raises(runtime.exceptions.ValidationError, match="asynchronous endpoint"):
         runtime.invoke_endpoint(EndpointName=endpoint, Body=b"1,2,3,4", ContentType="text/csv")
+
+
+def test_requests_in_flight_on_a_removed_instance_are_taken_by_another(local, endpoint, topics):
+    _, queue_url = topics
+    s3, runtime, sqs, sm = (local.boto(s) for s in ("s3", "sagemaker-runtime", "sqs", "sagemaker"))
+    sm.update_endpoint_weights_and_capacities(EndpointName=endpoint, DesiredWeightsAndCapacities=[
+        {"VariantName": "AllTraffic", "DesiredInstanceCount": 2}])
+    assert wait_status(sm, endpoint, timeout=120)["ProductionVariants"][0]["CurrentInstanceCount"] == 2
+    s3.put_object(Bucket=BUCKET, Key="input/second.csv", Body=b"101,1,2,3")  # one second each
+    ids = [runtime.invoke_endpoint_async(EndpointName=endpoint, InputLocation=f"s3://{BUCKET}/input/second.csv",
+                                         ContentType="text/csv")["InferenceId"] for _ in range(8)]
+    time.sleep(0.5)  # both instances busy, two requests each
+    sm.update_endpoint_weights_and_capacities(EndpointName=endpoint, DesiredWeightsAndCapacities=[
+        {"VariantName": "AllTraffic", "DesiredInstanceCount": 1}])
+    notices = received(sqs, queue_url, len(ids))
+    assert sorted(n["inferenceId"] for n in notices) == sorted(ids)
+    assert all(n["invocationStatus"] == "Completed" for n in notices)
+    assert wait_status(sm, endpoint, timeout=60)["ProductionVariants"][0]["CurrentInstanceCount"] == 1

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 EXAMPLES := models/build
 PORT ?= 8080
 
-.PHONY: setup examples run run-single test lint fast bench clean
+.PHONY: setup examples run run-single test lint fast bench clean local-endpoint
 
 # A virtualenv with the pinned runtime and dev sets; redone only when a requirements file changes.
 # scripts/install.sh is the images' install step too, so CI exercises the path the images take.
@@ -30,6 +30,12 @@ run: examples
 # One example model in single-model mode, as an endpoint with one model runs it.
 run-single: examples
 	MODEL_SERVER_MODEL_DIR=$(EXAMPLES)/sklearn-iris/model $(PY) -m server serve --host 127.0.0.1 --port $(PORT)
+
+# A local SageMaker endpoint on 127.0.0.1:$(PORT): sagemaker, sagemaker-runtime, S3, SNS and SQS on one
+# port (docs/local-endpoint.md); instances run this server as the platform runs the image
+# (RUNNER=docker: each container is the model's Image, run by docker).
+local-endpoint: setup
+	$(PY) -m local serve --port $(PORT) $(if $(RUNNER),--runner $(RUNNER))
 
 # Lint, types and the in-process tier take seconds; then every real-server test over HTTP.
 test: lint fast

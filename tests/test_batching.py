@@ -168,6 +168,9 @@ def test_concurrent_sklearn_requests_get_exactly_their_own_answers(server, root)
         assert response.status_code == 200, response.text
         assert response.json() == model.predict(rows).tolist()
     assert any(size > 1 for size in framework_batches(server, directory)), "no batch formed"
+    counted = [line for line in server.client.get("/metrics").text.splitlines()
+               if line.startswith('invocation_batch_size_count{framework="sklearn"}')]
+    assert counted and float(counted[0].split()[-1]) > 0, counted  # the front counts merged predicts
 
 
 def test_concurrent_pytorch_requests_get_their_own_answers(server, root):
@@ -238,7 +241,6 @@ def test_batching_file_errors_fail_the_load(server, root):
     assert "batching.json" in response.json()["message"] and "max_batch_size" in response.json()["message"]
 
 
-@pytest.mark.xfail(strict=True, reason="needs server/worker.py to pass WorkerConfig.batching to serving.load")
 def test_max_batch_size_variable_turns_batching_off(start_server, tmp_path):
     server = start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=tmp_path, MODEL_SERVER_BATCH_MAX_SIZE="1")
     server.load("declared", counting_model(tmp_path / "declared", True))

@@ -16,8 +16,8 @@ from harness.server import ServerProcess
 class Server(ServerProcess):
     """A server for a test: stopping it also checks that it left no process behind."""
 
-    def stop(self) -> int:  # type: ignore[override]
-        code, alive = super().stop()
+    def stop(self, grace: float = 35) -> int:  # type: ignore[override]
+        code, alive = super().stop(grace)
         assert not alive, f"processes left behind after SIGTERM: {[p.pid for p in alive]}"
         return code
 

@@ -71,10 +71,11 @@ def root(examples_root):
 
 @pytest.fixture(scope="module")
 def server(start_module_server, examples_root, root):
-    # Enough threads that every concurrent request is in the worker at once.
+    # Enough threads that every concurrent request is in the worker at once, and one worker per
+    # framework (no replicas of hot models), so that concurrent requests meet in one batcher.
     return start_module_server(
         SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=examples_root,
-        MODEL_SERVER_WORKER_THREADS=str(2 * CLIENTS), MODEL_SERVER_LOG_LEVEL="DEBUG",
+        MODEL_SERVER_WORKER_THREADS=str(2 * CLIENTS), MODEL_SERVER_LOG_LEVEL="DEBUG", MODEL_SERVER_AUTO_REPLICATE="false",
     )
 
 

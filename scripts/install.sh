@@ -10,9 +10,11 @@
 #
 # Environment:
 #   PYTHON           interpreter that creates the venv when VENV has none (default: python3)
-#   TORCH_INDEX_URL  PyTorch's CPU-only wheel index (docs/images.md says how to find it). PyPI's
-#                    torch wheels for Linux are CUDA builds on x86_64 and aarch64 alike; with this
-#                    index added, pip prefers its `+cpu` build of the same pinned version.
+#   TORCH_INDEX_URL  PyTorch's CPU-only wheel index, added as an extra index (the Dockerfiles'
+#                    default is https://download.pytorch.org/whl/cpu). PyPI's x86_64 torch wheels
+#                    are CUDA builds; with this index added, pip prefers its `+cpu` build of the
+#                    same pinned version. Empty: no extra index (pip's own configuration then
+#                    has to supply a CPU torch, as a mirror or local wheels would).
 set -eu
 
 if [ "$#" -lt 2 ]; then
@@ -34,6 +36,12 @@ fi
 if [ ! -x "$venv/bin/python" ]; then
     "${PYTHON:-python3}" -m venv "$venv"
 fi
+
+# pip itself at the pin of requirements/runtime.txt before anything else, so that every install
+# (an image on any base, CI, a laptop) resolves with the same pip, not whichever one the base's
+# Python bundles.
+pin=$(grep -E '^pip==' "$(dirname "$0")/../requirements/runtime.txt" | sed 's/[[:space:]].*//')
+"$venv/bin/python" -m pip install --disable-pip-version-check --only-binary=:all: "$@" "$pin"
 
 # Wheels only, so that no install (image, CI, laptop) ever needs a compiler. The one exception is
 # sagemaker-inference, which PyPI publishes only as source: it is pure Python and builds with

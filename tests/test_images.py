@@ -26,6 +26,7 @@ LABELS = {
     "com.amazonaws.sagemaker.capabilities.multi-models": "true",
     "com.amazonaws.sagemaker.capabilities.accept-bind-to-port": "true",
 }
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 MATH_DEFAULTS = {
     "aarch64": {"DNNL_DEFAULT_FPMATH_MODE": "BF16", "TF_ENABLE_ONEDNN_OPTS": "1",
                 "LRU_CACHE_CAPACITY": "1024", "THP_MEM_ALLOC_ENABLE": "1"},
@@ -156,9 +157,13 @@ def test_math_defaults(arch):
     assert settings.accel_report is True
 
 
-def test_no_address_in_the_dockerfiles(arch):
+def test_builds_with_no_arguments_from_public_indexes(arch):
+    """`docker build -f Dockerfile.x86 .` as it stands: PyTorch's CPU index is the default, the
+    only address in the file; a build here overrides it (scripts/image_build.sh)."""
     text = DOCKERFILES[arch].read_text()
-    assert "://" not in text, "registry addresses come in as build arguments, never written in the file"
+    build, _ = stages(DOCKERFILES[arch])
+    assert ("ARG", f"TORCH_INDEX_URL={TORCH_CPU_INDEX}") in build
+    assert re.findall(r"\w+://\S+", text) == [TORCH_CPU_INDEX]
 
 
 def test_dockerignore_lets_in_exactly_what_is_copied():
@@ -198,6 +203,10 @@ def test_install_script_builds_a_venv_and_refuses_cuda_torch(tmp_path):
     version = subprocess.run([str(venv / "bin" / "python"), "-c", "import six; print(six.__version__)"],
                              capture_output=True, text=True, check=True)
     assert version.stdout.strip() == "1.17.0"
+    # pip itself is the pin of runtime.txt, whatever the creating Python bundled
+    pin = re.search(r"^pip==(\S+)", (ROOT / "requirements" / "runtime.txt").read_text(), re.M).group(1)
+    pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "--version"], capture_output=True, text=True, check=True)
+    assert pip.stdout.split()[1] == pin
     # a stand-in for the nvidia-* wheels PyPI's CUDA torch brings
     site = next((venv / "lib").glob("python3*/site-packages"))
     info = site / "nvidia_cublas-13.1.1.3.dist-info"

@@ -82,6 +82,15 @@ image-test: setup image-tools
 	VERSION=$(VERSION) sh scripts/image_build.sh Dockerfile.x86 $(IMAGE_TEST_TAG) $(PY)
 	$(PY) scripts/image_drive.py $(IMAGE_TEST_TAG)
 
+# Dockerfile.arm64 built and driven the same way on an x86 machine, under qemu-user (binfmt_misc,
+# F flag), as a Graviton3-like CPU (SVE 256-bit, BF16). Not in CI: about an hour (docs/images.md).
+image-test-arm64: setup image-tools
+	@command -v qemu-aarch64-static >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static >/dev/null; }
+	sh scripts/binfmt_arm64.sh
+	VERSION=$(VERSION) sh scripts/image_build.sh Dockerfile.arm64 $(IMAGE_TEST_TAG)-arm64 $(PY)
+	$(PY) scripts/image_drive.py $(IMAGE_TEST_TAG)-arm64 --emulate-graviton3
+
 # One image per architecture, tagged VERSION-amd64 / VERSION-arm64, loaded into the local engine.
 image-x86: torch-index
 	$(DOCKER_BUILD) --platform linux/amd64 -f Dockerfile.x86 -t $(IMAGE):$(VERSION)-amd64 --load .

@@ -55,6 +55,11 @@ fi
 conf=$(mktemp /var/tmp/image-pip.XXXXXX)
 trap 'rm -f "$conf"' EXIT
 volumes=$("$python" "$here/local_pip_source.py" "$conf")
+extra=""
+if [ "$arch" = arm64 ]; then
+    # under qemu-user: an Arm /proc/cpuinfo, since onnxruntime crashes at import on an x86 one
+    extra="--volume=$here/graviton3.cpuinfo:/proc/cpuinfo:ro"
+fi
 torch_arg=""
 if [ "${LOCAL_TORCH:-1}" = 1 ]; then
     torch_arg="--build-arg=TORCH_INDEX_URL="
@@ -68,7 +73,7 @@ trap 'rm -f "$conf" "$log"' EXIT
 # shellcheck disable=SC2086  # $volumes is a list of options
 if ! buildah build --isolation chroot --pull=never --arch "$arch" $base_arg \
     -f "$dockerfile" -t "$tag" $torch_arg --build-arg "VERSION=${VERSION:-dev}" \
-    "--volume=$conf:/etc/pip.conf:ro" $volumes . >"$log" 2>&1; then
+    "--volume=$conf:/etc/pip.conf:ro" $volumes $extra . >"$log" 2>&1; then
     grep -v "^WARNING: Location '" "$log" | tail -40 >&2
     echo "$0: building $dockerfile failed" >&2
     exit 1

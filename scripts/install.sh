@@ -52,9 +52,11 @@ pin=$(grep -E '^pip==' "$(dirname "$0")/../requirements/runtime.txt" | sed 's/[[
 
 "$venv/bin/python" -m pip check --disable-pip-version-check
 
-# The images are CPU-only: a CUDA torch (and the several GB of nvidia-* wheels it pulls) means
-# torch came from PyPI instead of the CPU index.
-"$venv/bin/python" - <<'EOF'
+# A CUDA torch (and the several GB of nvidia-* wheels it brings) where PyTorch's CPU index was
+# given means the index did not supply torch: refused, the images are CPU-only. Without the
+# index (the test venv; a build here whose local sources hold no x86 CPU torchvision) pip's
+# sources decide: PyPI's x86_64 torch is a CUDA build, which runs on the CPU too; said, not refused.
+"$venv/bin/python" - "${TORCH_INDEX_URL:-}" <<'EOF'
 import sys
 from importlib import metadata
 
@@ -62,9 +64,12 @@ cuda = sorted(
     d.metadata["Name"] for d in metadata.distributions()
     if d.metadata["Name"].lower().startswith(("nvidia-", "nvidia_", "cuda-", "cuda_", "triton"))
 )
-if cuda:
+if cuda and sys.argv[1]:
     sys.exit(
-        "install.sh: a CUDA build of torch was installed (it brought " + ", ".join(cuda) + "); "
-        "set TORCH_INDEX_URL to PyTorch's CPU wheel index (docs/images.md)"
+        "install.sh: a CUDA build of torch was installed although TORCH_INDEX_URL is set (it brought "
+        + ", ".join(cuda) + "); TORCH_INDEX_URL must be PyTorch's CPU wheel index (docs/images.md)"
     )
+if cuda:
+    print(f"install.sh: torch is a CUDA build ({len(cuda)} nvidia/cuda packages); "
+          "set TORCH_INDEX_URL to PyTorch's CPU wheel index for a CPU-only venv", file=sys.stderr)
 EOF

@@ -115,7 +115,9 @@ def test_installs_through_install_script_with_runtime_pins(arch):
     expected_machine = "x86_64" if arch == "x86_64" else "aarch64"
     assert f'"$(uname -m)" != {expected_machine}' in install[0]  # the wrong --platform fails the build
     copies = [rest for keyword, rest in build if keyword == "COPY"]
-    assert copies == ["scripts/install.sh scripts/install.sh", "requirements/runtime.txt requirements/runtime.txt"]
+    assert copies == ["scripts/install.sh scripts/install.sh", "requirements/runtime.txt requirements/runtime.txt",
+                      "scripts/slim_venv.sh scripts/slim_venv.sh"]
+    assert re.search(r"install\.sh /opt/venv .*; sh scripts/slim_venv\.sh /opt/venv$", install[0])
     assert not any("pip install" in rest for keyword, rest in build + final if keyword == "RUN")
 
 
@@ -170,7 +172,7 @@ def test_dockerignore_lets_in_exactly_what_is_copied():
     lines = [l.strip() for l in (ROOT / ".dockerignore").read_text().splitlines() if l.strip() and not l.startswith("#")]
     assert lines[0] == "*"
     allowed = {l[1:].rstrip("/") for l in lines if l.startswith("!")}
-    assert allowed == {"scripts/install.sh", "requirements/runtime.txt", "server", "handlers"}
+    assert allowed == {"scripts/install.sh", "scripts/slim_venv.sh", "requirements/runtime.txt", "server", "handlers"}
 
 
 # ------------------------------------------------------------------ the install script
@@ -191,8 +193,8 @@ def test_install_script_is_posix_sh():
     assert done.returncode == 2 and "no requirements file" in done.stderr
 
 
-def test_install_script_builds_a_venv_and_refuses_cuda_torch(tmp_path):
-    """The real script under sh, on a one-package set: venv, pins, pip check, the CUDA guard."""
+def test_install_script_builds_a_venv_and_refuses_cuda_torch_where_the_cpu_index_was_given(tmp_path):
+    """The real script under sh, on a one-package set: venv, pip's pin, pins, pip check, the CUDA guard."""
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("six==1.17.0\n")
     venv = tmp_path / "venv"
@@ -212,6 +214,9 @@ def test_install_script_builds_a_venv_and_refuses_cuda_torch(tmp_path):
     info = site / "nvidia_cublas-13.1.1.3.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nvidia-cublas\nVersion: 13.1.1.3\n")
-    done = subprocess.run(["sh", str(ROOT / "scripts" / "install.sh"), str(venv), str(requirements), "--quiet"],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode != 0 and "TORCH_INDEX_URL" in done.stderr and "nvidia-cublas" in done.stderr
+    script = ["sh", str(ROOT / "scripts" / "install.sh"), str(venv), str(requirements), "--quiet"]
+    done = subprocess.run(script, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and "CUDA build" in done.stderr  # no CPU index asked for: said, not refused
+    cpu_index = (tmp_path / "cpu-index").as_uri()  # an empty index: pip finds nothing more there
+    done = subprocess.run(script, capture_output=True, text=True, env={**env, "TORCH_INDEX_URL": cpu_index}, timeout=300)
+    assert done.returncode != 0 and "TORCH_INDEX_URL is set" in done.stderr and "nvidia-cublas" in done.stderr

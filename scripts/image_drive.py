@@ -35,18 +35,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from models.make_examples import frameworks  # noqa: E402
+# one example model of each framework and a request it answers: the suite's six-framework table
+from tests.test_all_frameworks import FRAMEWORKS as SIX, REQUESTS  # noqa: E402
 
 LABELS = {"com.amazonaws.sagemaker.capabilities.multi-models": "true",
           "com.amazonaws.sagemaker.capabilities.accept-bind-to-port": "true"}
-REQUESTS = {  # one model of each framework and a request it answers
-    "sklearn-iris": (b"[[0.1, 0.2, 0.3, 0.4]]", "application/json"),
-    "xgboost-binary": (b"0.1,0.2,0.3,0.4", "text/csv"),
-    "pytorch-mlp": (b"[[0.1, 0.2, 0.3, 0.4]]", "application/json"),
-    "onnx-classifier": (b"[[0.1, 0.2, 0.3, 0.4]]", "application/json"),
-    "tensorflow-savedmodel": (b'{"instances": [[0.1, 0.2, 0.3, 0.4]]}', "application/json"),
-    "customer-0001": (b'{"periods": 3}', "application/json"),
-}
-SIX = ("sklearn", "xgboost", "pytorch", "onnx", "tensorflow", "prophet")
 # Graviton3 (Neoverse-V1) as the kernel shows it: what onnxruntime's cpuinfo parser wants to see.
 GRAVITON3_CPUINFO = Path(__file__).with_name("graviton3.cpuinfo")
 QEMU_CPU = "max,sve256=on"  # qemu's max CPU has BF16; SVE vector length 256 bits, as Graviton3

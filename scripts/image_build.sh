@@ -55,11 +55,17 @@ fi
 conf=$(mktemp /var/tmp/image-pip.XXXXXX)
 trap 'rm -f "$conf"' EXIT
 volumes=$("$python" "$here/local_pip_source.py" "$conf")
-extra=""
-if [ "$arch" = arm64 ]; then
-    # under qemu-user: an Arm /proc/cpuinfo, since onnxruntime crashes at import on an x86 one
-    extra="--volume=$here/graviton3.cpuinfo:/proc/cpuinfo:ro"
-fi
+# Under qemu-user (arm64) the build needs an Arm /proc/cpuinfo: onnxruntime crashes at import on
+# an x86 one. A build volume over /proc/cpuinfo is hidden by the /proc the build mounts, which is
+# the host's: so buildah runs in a mount namespace of its own with the file bound over it there.
+run_build() {
+    if [ "$arch" = arm64 ]; then
+        unshare --mount --propagation private \
+            sh -c 'mount --bind "$0" /proc/cpuinfo && exec "$@"' "$here/graviton3.cpuinfo" "$@"
+    else
+        "$@"
+    fi
+}
 torch_arg=""
 if [ "${LOCAL_TORCH:-1}" = 1 ]; then
     torch_arg="--build-arg=TORCH_INDEX_URL="
@@ -71,9 +77,9 @@ started=$(date +%s)
 log=$(mktemp /var/tmp/image-build.XXXXXX)
 trap 'rm -f "$conf" "$log"' EXIT
 # shellcheck disable=SC2086  # $volumes is a list of options
-if ! buildah build --isolation chroot --pull=never --arch "$arch" $base_arg \
+if ! run_build buildah build --isolation chroot --pull=never --arch "$arch" $base_arg \
     -f "$dockerfile" -t "$tag" $torch_arg --build-arg "VERSION=${VERSION:-dev}" \
-    "--volume=$conf:/etc/pip.conf:ro" $volumes $extra . >"$log" 2>&1; then
+    "--volume=$conf:/etc/pip.conf:ro" $volumes . >"$log" 2>&1; then
     grep -v "^WARNING: Location '" "$log" | tail -40 >&2
     echo "$0: building $dockerfile failed" >&2
     exit 1

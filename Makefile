@@ -55,12 +55,13 @@ clean:
 	rm -rf $(EXAMPLES) .pytest_cache
 
 # ---------------------------------------------------------------- container images (docs/images.md)
-# These need a Docker engine with buildx (and QEMU binfmt to build the other architecture);
-# nothing above does. `make test` checks the Dockerfiles without one (tests/test_images.py).
+# image-x86 ... docker-run-multi need a Docker engine with buildx (and QEMU binfmt to build the
+# other architecture); nothing above does. `make test` checks the Dockerfiles without one
+# (tests/test_images.py); `make image-test` builds and runs the x86 image with buildah (root).
 IMAGE ?= sagemaker-model-server
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-# PyTorch's CPU-only wheel index: PyPI's torch is a CUDA build (docs/images.md says where to look).
-TORCH_INDEX_URL ?=
+# PyTorch's CPU-only wheel index (the Dockerfiles' default too): PyPI's x86_64 torch is a CUDA build.
+TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
 AWS_REGION ?= $(shell aws configure get region 2>/dev/null)
 # Where to push: empty means the ECR repository $(IMAGE) in $(AWS_REGION), created if missing.
 REPOSITORY ?=
@@ -75,10 +76,34 @@ REPO_URI = $(if $(REPOSITORY),echo $(REPOSITORY),aws ecr describe-repositories -
 LOGIN = $(if $(REPOSITORY),true,aws ecr get-login-password --region $(AWS_REGION) \
 	| docker login --username AWS --password-stdin "$${uri%%/*}")
 
-.PHONY: torch-index image-x86 image-arm64 image-multiarch ecr-push docker-run-single docker-run-multi check-images
+.PHONY: image-test image-test-arm64 image-tools torch-index image-x86 image-arm64 image-multiarch ecr-push docker-run-single docker-run-multi check-images
 
 torch-index:
-	@test -n "$(TORCH_INDEX_URL)" || { echo "set TORCH_INDEX_URL to PyTorch's CPU wheel index (docs/images.md)" >&2; exit 1; }
+	@test -n "$(TORCH_INDEX_URL)" || { echo "TORCH_INDEX_URL is empty: PyTorch's CPU wheel index (docs/images.md)" >&2; exit 1; }
+
+# ---- built and run here, no Docker engine (docs/images.md, "Verified here"): root, Debian's
+# buildah and debootstrap (installed if missing). The build takes pip's sources from this
+# machine's pip configuration (scripts/image_build.sh); scripts/image_drive.py runs the image's
+# root filesystem with its own entry point, environment and user and drives it over HTTP.
+IMAGE_TEST_TAG ?= $(IMAGE):image-test
+
+image-tools:
+	@test "$$(id -u)" = 0 || { echo "image-test needs root (buildah, chroot, mounts)" >&2; exit 1; }
+	@command -v buildah >/dev/null && command -v debootstrap >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah debootstrap >/dev/null; }
+
+image-test: setup image-tools
+	VERSION=$(VERSION) sh scripts/image_build.sh Dockerfile.x86 $(IMAGE_TEST_TAG) $(PY)
+	$(PY) scripts/image_drive.py $(IMAGE_TEST_TAG)
+
+# Dockerfile.arm64 built and driven the same way on an x86 machine, under qemu-user (binfmt_misc,
+# F flag), as a Graviton3-like CPU (SVE 256-bit, BF16). Not in CI: about an hour (docs/images.md).
+image-test-arm64: setup image-tools
+	@command -v qemu-aarch64-static >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static >/dev/null; }
+	sh scripts/binfmt_arm64.sh
+	VERSION=$(VERSION) sh scripts/image_build.sh Dockerfile.arm64 $(IMAGE_TEST_TAG)-arm64 $(PY)
+	$(PY) scripts/image_drive.py $(IMAGE_TEST_TAG)-arm64 --emulate-graviton3
 
 # One image per architecture, tagged VERSION-amd64 / VERSION-arm64, loaded into the local engine.
 image-x86: torch-index

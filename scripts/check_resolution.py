@@ -178,7 +178,10 @@ def check_arch(arch: str, result: dict, pins: dict[str, Requirement], torch_inde
         message = f"{arch}: resolved but not pinned in the requirements: " + ", ".join(
             f"{n}=={resolved[n]}" for n in unpinned)
         (failures if strict_pins else notes).append(message if strict_pins else "WARNING " + message)
-    if cuda and torch_index:
+    if cuda and arch == "aarch64":
+        failures.append(f"{arch}: PyPI's torch=={resolved.get('torch')} for aarch64 is a CUDA build (brought "
+                        f"{', '.join(cuda)}); pin the newest release whose aarch64 wheel is a CPU build")
+    elif cuda and torch_index:
         failures.append(f"{arch}: torch is still a CUDA build with TORCH_INDEX_URL set (brought {', '.join(cuda)})")
     elif cuda:
         notes.append(f"{arch}: PyPI's torch=={resolved.get('torch')} is a CUDA build ({len(cuda)} nvidia/cuda/triton "

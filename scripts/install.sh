@@ -10,9 +10,11 @@
 #
 # Environment:
 #   PYTHON           interpreter that creates the venv when VENV has none (default: python3)
-#   TORCH_INDEX_URL  PyTorch's CPU-only wheel index (docs/images.md says how to find it). PyPI's
-#                    torch wheels for Linux are CUDA builds on x86_64 and aarch64 alike; with this
-#                    index added, pip prefers its `+cpu` build of the same pinned version.
+#   TORCH_INDEX_URL  PyTorch's CPU-only wheel index, added as an extra index (the Dockerfiles'
+#                    default is https://download.pytorch.org/whl/cpu). PyPI's x86_64 torch wheels
+#                    are CUDA builds; with this index added, pip prefers its `+cpu` build of the
+#                    same pinned version. Empty: no extra index (pip's own configuration then
+#                    has to supply a CPU torch, as a mirror or local wheels would).
 set -eu
 
 if [ "$#" -lt 2 ]; then
@@ -35,6 +37,12 @@ if [ ! -x "$venv/bin/python" ]; then
     "${PYTHON:-python3}" -m venv "$venv"
 fi
 
+# pip itself at the pin of requirements/runtime.txt before anything else, so that every install
+# (an image on any base, CI, a laptop) resolves with the same pip, not whichever one the base's
+# Python bundles.
+pin=$(grep -E '^pip==' "$(dirname "$0")/../requirements/runtime.txt" | sed 's/[[:space:]].*//')
+"$venv/bin/python" -m pip install --disable-pip-version-check --only-binary=:all: "$@" "$pin"
+
 # Wheels only, so that no install (image, CI, laptop) ever needs a compiler. The one exception is
 # sagemaker-inference, which PyPI publishes only as source: it is pure Python and builds with
 # setuptools alone (scripts/check_resolution.py checks that it stays so).
@@ -44,9 +52,11 @@ fi
 
 "$venv/bin/python" -m pip check --disable-pip-version-check
 
-# The images are CPU-only: a CUDA torch (and the several GB of nvidia-* wheels it pulls) means
-# torch came from PyPI instead of the CPU index.
-"$venv/bin/python" - <<'EOF'
+# A CUDA torch (and the several GB of nvidia-* wheels it brings) where PyTorch's CPU index was
+# given means the index did not supply torch: refused, the images are CPU-only. Without the
+# index (the test venv; a build here whose local sources hold no x86 CPU torchvision) pip's
+# sources decide: PyPI's x86_64 torch is a CUDA build, which runs on the CPU too; said, not refused.
+"$venv/bin/python" - "${TORCH_INDEX_URL:-}" <<'EOF'
 import sys
 from importlib import metadata
 
@@ -54,9 +64,12 @@ cuda = sorted(
     d.metadata["Name"] for d in metadata.distributions()
     if d.metadata["Name"].lower().startswith(("nvidia-", "nvidia_", "cuda-", "cuda_", "triton"))
 )
-if cuda:
+if cuda and sys.argv[1]:
     sys.exit(
-        "install.sh: a CUDA build of torch was installed (it brought " + ", ".join(cuda) + "); "
-        "set TORCH_INDEX_URL to PyTorch's CPU wheel index (docs/images.md)"
+        "install.sh: a CUDA build of torch was installed although TORCH_INDEX_URL is set (it brought "
+        + ", ".join(cuda) + "); TORCH_INDEX_URL must be PyTorch's CPU wheel index (docs/images.md)"
     )
+if cuda:
+    print(f"install.sh: torch is a CUDA build ({len(cuda)} nvidia/cuda packages); "
+          "set TORCH_INDEX_URL to PyTorch's CPU wheel index for a CPU-only venv", file=sys.stderr)
 EOF

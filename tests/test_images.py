@@ -26,8 +26,9 @@ LABELS = {
     "com.amazonaws.sagemaker.capabilities.multi-models": "true",
     "com.amazonaws.sagemaker.capabilities.accept-bind-to-port": "true",
 }
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 MATH_DEFAULTS = {
-    "aarch64": {"DNNL_DEFAULT_FPMATH_MODE": "BF16", "TF_ENABLE_ONEDNN_OPTS": "1",
+    "aarch64": {"MODEL_SERVER_BF16_FASTMATH": "true", "TF_ENABLE_ONEDNN_OPTS": "1",
                 "LRU_CACHE_CAPACITY": "1024", "THP_MEM_ALLOC_ENABLE": "1"},
     "x86_64": {"TF_ENABLE_ONEDNN_OPTS": "1"},
 }
@@ -114,14 +115,16 @@ def test_installs_through_install_script_with_runtime_pins(arch):
     expected_machine = "x86_64" if arch == "x86_64" else "aarch64"
     assert f'"$(uname -m)" != {expected_machine}' in install[0]  # the wrong --platform fails the build
     copies = [rest for keyword, rest in build if keyword == "COPY"]
-    assert copies == ["scripts/install.sh scripts/install.sh", "requirements/runtime.txt requirements/runtime.txt"]
+    assert copies == ["scripts/install.sh scripts/install.sh", "requirements/runtime.txt requirements/runtime.txt",
+                      "scripts/slim_venv.sh scripts/slim_venv.sh"]
+    assert re.search(r"install\.sh /opt/venv .*; sh scripts/slim_venv\.sh /opt/venv$", install[0])
     assert not any("pip install" in rest for keyword, rest in build + final if keyword == "RUN")
 
 
 def test_final_stage_holds_the_venv_and_the_server_only(arch):
     _, final = stages(DOCKERFILES[arch])
     copies = [rest for keyword, rest in final if keyword in ("COPY", "ADD")]
-    assert copies == ["--from=build /opt/venv /opt/venv", "server/ server/", "handlers/ handlers/"]
+    assert copies == ["--from=build /opt/venv /opt/venv", "server/ server/", "handlers/ handlers/", "compat/ compat/"]
     runs = " ".join(rest for keyword, rest in final if keyword == "RUN")
     assert "mkdir -p /opt/ml/model /opt/ml/models" in runs
     assert "apt-get" not in runs and "pip " not in runs  # no build tools, no caches
@@ -156,16 +159,20 @@ def test_math_defaults(arch):
     assert settings.accel_report is True
 
 
-def test_no_address_in_the_dockerfiles(arch):
+def test_builds_with_no_arguments_from_public_indexes(arch):
+    """`docker build -f Dockerfile.x86 .` as it stands: PyTorch's CPU index is the default, the
+    only address in the file; a build here overrides it (scripts/image_build.sh)."""
     text = DOCKERFILES[arch].read_text()
-    assert "://" not in text, "registry addresses come in as build arguments, never written in the file"
+    build, _ = stages(DOCKERFILES[arch])
+    assert ("ARG", f"TORCH_INDEX_URL={TORCH_CPU_INDEX}") in build
+    assert re.findall(r"\w+://\S+", text) == [TORCH_CPU_INDEX]
 
 
 def test_dockerignore_lets_in_exactly_what_is_copied():
     lines = [l.strip() for l in (ROOT / ".dockerignore").read_text().splitlines() if l.strip() and not l.startswith("#")]
     assert lines[0] == "*"
     allowed = {l[1:].rstrip("/") for l in lines if l.startswith("!")}
-    assert allowed == {"scripts/install.sh", "requirements/runtime.txt", "server", "handlers"}
+    assert allowed == {"scripts/install.sh", "scripts/slim_venv.sh", "requirements/runtime.txt", "server", "handlers", "compat"}
 
 
 # ------------------------------------------------------------------ the install script
@@ -186,8 +193,8 @@ def test_install_script_is_posix_sh():
     assert done.returncode == 2 and "no requirements file" in done.stderr
 
 
-def test_install_script_builds_a_venv_and_refuses_cuda_torch(tmp_path):
-    """The real script under sh, on a one-package set: venv, pins, pip check, the CUDA guard."""
+def test_install_script_builds_a_venv_and_refuses_cuda_torch_where_the_cpu_index_was_given(tmp_path):
+    """The real script under sh, on a one-package set: venv, pip's pin, pins, pip check, the CUDA guard."""
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("six==1.17.0\n")
     venv = tmp_path / "venv"
@@ -198,11 +205,18 @@ def test_install_script_builds_a_venv_and_refuses_cuda_torch(tmp_path):
     version = subprocess.run([str(venv / "bin" / "python"), "-c", "import six; print(six.__version__)"],
                              capture_output=True, text=True, check=True)
     assert version.stdout.strip() == "1.17.0"
+    # pip itself is the pin of runtime.txt, whatever the creating Python bundled
+    pin = re.search(r"^pip==(\S+)", (ROOT / "requirements" / "runtime.txt").read_text(), re.M).group(1)
+    pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "--version"], capture_output=True, text=True, check=True)
+    assert pip.stdout.split()[1] == pin
     # a stand-in for the nvidia-* wheels PyPI's CUDA torch brings
     site = next((venv / "lib").glob("python3*/site-packages"))
     info = site / "nvidia_cublas-13.1.1.3.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nvidia-cublas\nVersion: 13.1.1.3\n")
-    done = subprocess.run(["sh", str(ROOT / "scripts" / "install.sh"), str(venv), str(requirements), "--quiet"],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode != 0 and "TORCH_INDEX_URL" in done.stderr and "nvidia-cublas" in done.stderr
+    script = ["sh", str(ROOT / "scripts" / "install.sh"), str(venv), str(requirements), "--quiet"]
+    done = subprocess.run(script, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and "CUDA build" in done.stderr  # no CPU index asked for: said, not refused
+    cpu_index = (tmp_path / "cpu-index").as_uri()  # an empty index: pip finds nothing more there
+    done = subprocess.run(script, capture_output=True, text=True, env={**env, "TORCH_INDEX_URL": cpu_index}, timeout=300)
+    assert done.returncode != 0 and "TORCH_INDEX_URL is set" in done.stderr and "nvidia-cublas" in done.stderr

@@ -35,8 +35,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from models.make_examples import frameworks  # noqa: E402
+
 # one example model of each framework and a request it answers: the suite's six-framework table
-from tests.test_all_frameworks import FRAMEWORKS as SIX, REQUESTS  # noqa: E402
+from tests.test_all_frameworks import FRAMEWORKS as SIX  # noqa: E402
+from tests.test_all_frameworks import REQUESTS
 
 LABELS = {"com.amazonaws.sagemaker.capabilities.multi-models": "true",
           "com.amazonaws.sagemaker.capabilities.accept-bind-to-port": "true"}

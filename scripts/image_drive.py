@@ -38,7 +38,7 @@ from models.make_examples import frameworks  # noqa: E402
 
 # one example model of each framework and a request it answers: the suite's six-framework table
 from tests.test_all_frameworks import FRAMEWORKS as SIX  # noqa: E402
-from tests.test_all_frameworks import REQUESTS
+from tests.test_all_frameworks import REQUESTS  # noqa: E402
 
 LABELS = {"com.amazonaws.sagemaker.capabilities.multi-models": "true",
           "com.amazonaws.sagemaker.capabilities.accept-bind-to-port": "true"}

@@ -19,7 +19,9 @@ CSV = "text/csv"
 NPY = "application/x-npy"
 NPZ = "application/x-npz"
 JSONLINES = "application/jsonlines"
-TYPES = (JSON, CSV, NPY, NPZ, JSONLINES)
+LIBSVM = "text/libsvm"
+RECORDIO = "application/x-recordio-protobuf"
+TYPES = (JSON, CSV, NPY, NPZ, JSONLINES, LIBSVM, RECORDIO)
 
 _DTYPES = st.one_of(
     hnp.boolean_dtypes(), hnp.integer_dtypes(), hnp.unsigned_integer_dtypes(), hnp.floating_dtypes(),
@@ -125,6 +127,13 @@ BODIES = {
         _npz, _npz.flatmap(broken), _noise, st.sampled_from([b"PK\x03\x04", b"PK\x05\x06" + b"\0" * 18]),
         st.deferred(lambda: st.builds(lying_npz, _shapes, st.booleans())),
     ),
+    LIBSVM: st.one_of(
+        st.lists(st.builds(lambda label, pairs: " ".join([str(label)] + [f"{i}:{v}" for i, v in pairs]),
+                           st.integers(-2, 2), st.lists(st.tuples(st.integers(-1, 2**40), st.floats(-10, 10)), max_size=5)),
+                 max_size=6).map(lambda lines: "\n".join(lines).encode()),
+        st.text(alphabet="0123456789:. \n-+eE#", max_size=200).map(str.encode), _noise,
+    ),
+    RECORDIO: st.one_of(_noise, st.binary(max_size=64).map(lambda b: struct.pack("<I", 0xCED7230A) + b)),
 }
 
 bodies = st.sampled_from(TYPES).flatmap(lambda kind: st.tuples(st.just(kind), BODIES[kind]))

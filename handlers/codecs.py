@@ -14,6 +14,7 @@ declared sizes do not match its bytes is a 400.
 import io
 import math
 import struct
+import tokenize
 import zipfile
 import zlib
 from typing import IO, Any
@@ -22,7 +23,7 @@ import numpy as np
 import orjson
 
 from handlers import libsvm, recordio
-from handlers.errors import BadInput, NotAcceptable, ServingError, UnsupportedContentType
+from handlers.errors import BadInput, NotAcceptable, ServingError, UnsupportedContentType, short
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -87,14 +88,9 @@ def decode(body: bytes, content_type: str | None) -> Decoded:
 def _string_bytes(rows: Any) -> int:
     """What ``np.asarray(rows)`` would allocate if ``rows`` holds strings: NumPy makes every
     element as wide as the longest string (4 bytes a character), and a number among strings
-    32 characters wide. 0 when ``rows`` holds no strings (numbers take at most 8 bytes each,
-    which the body's own few bytes a number already bound)."""
-    try:
-        if b'"' not in orjson.dumps(rows):
-            return 0
-    except TypeError:  # bytes values (TF Serving's b64 inputs): count them
-        pass
-    leaves, widest, numbers, stack = 0, 0, False, [rows]
+    32 characters wide. (Numbers take at most 8 bytes each, which the body's own few bytes a
+    number already bound.)"""
+    leaves, widest, texts, numbers, stack = 0, 0, False, False, [rows]
     while stack:
         item = stack.pop()
         if isinstance(item, (list, tuple)):
@@ -102,16 +98,18 @@ def _string_bytes(rows: Any) -> int:
             continue
         leaves += 1
         if isinstance(item, (str, bytes)):
-            widest = max(widest, len(item))
+            texts, widest = True, max(widest, len(item))
         else:
             numbers = True
+    if not texts:
+        return leaves * 8
     return leaves * 4 * max(widest, 32 if numbers else 1)
 
 
 def rectangular(rows: Any, what: str, binary: bool = False, strings: bool = True) -> np.ndarray:
     """``rows`` as one array of numbers or strings; 400 naming ``what`` when ragged or mixed.
     ``binary``: bytes values are allowed too (TF Serving's ``{"b64": ...}`` inputs).
-    ``strings``: False when the caller knows there are none (its body has no ``"``)."""
+    ``strings``: False when the caller knows there are none (its body has no ``"`` but its keys')."""
     if strings:
         _claim(_string_bytes(rows), np.dtype(np.uint8), decoded_limit(), what)
     try:
@@ -135,6 +133,9 @@ def _decode_json(body: bytes) -> Decoded:
     """An array; a JSON object's ``instances`` or ``inputs`` (TF Serving's shapes) is unwrapped,
     and an object of arrays (``{"input_a": [...], "input_b": [...]}``) gives a dict of arrays."""
     value = json_value(body)
+    # Quotes beyond the top-level keys' are string values (or nested keys): only then is
+    # the walk that sizes strings worth its time.
+    strings = body.count(b'"') > (2 * len(value) if isinstance(value, dict) else 0)
     if isinstance(value, dict):
         for key in ("instances", "inputs"):
             if key in value:
@@ -143,8 +144,8 @@ def _decode_json(body: bytes) -> Decoded:
     if isinstance(value, dict):
         if not value:
             raise BadInput("JSON body is an empty object")
-        return {name: rectangular(item, f"JSON field {name!r}") for name, item in value.items()}
-    return rectangular(value, "JSON body", strings=b'"' in body)
+        return {name: rectangular(item, f"JSON field {name!r}", strings=strings) for name, item in value.items()}
+    return rectangular(value, "JSON body", strings=strings)
 
 
 def as_rows(data: Any, expected: int | None) -> np.ndarray:
@@ -207,7 +208,7 @@ MAX_NPZ_ARRAYS = 1024
 # What zipfile, zlib and the NPY header parser raise on bytes that are not what they claim.
 _ARCHIVE_ERRORS = (
     zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError,
-    OSError, ValueError, KeyError, TypeError, SyntaxError, OverflowError, struct.error,
+    OSError, ValueError, KeyError, TypeError, SyntaxError, OverflowError, struct.error, tokenize.TokenError,
 )
 
 
@@ -223,12 +224,18 @@ def _npy_header(stream: IO[bytes], what: str) -> tuple[tuple[int, ...], bool, np
     try:
         shape, fortran, dtype = reader(stream)
     except _ARCHIVE_ERRORS + (RecursionError, MemoryError) as err:
-        raise BadInput(f"{what} has an unreadable NPY header: {err}") from None
+        raise BadInput(f"{what} has an unreadable NPY header: {short(err)}") from None
     if dtype.hasobject:
         raise BadInput(f"{what} holds pickled Python objects, which are refused")
     if any(dim < 0 for dim in shape):
         raise BadInput(f"{what} declares a negative dimension: {shape}")
     return shape, fortran, dtype
+
+
+def _extent(shape: tuple[int, ...]) -> int:
+    """The elements of ``shape`` counting an empty axis as one: an array of shape (8, 2**40, 0)
+    holds nothing, but written as JSON (or walked as lists) it is 8 * 2**40 empty lists."""
+    return math.prod(max(dim, 1) for dim in shape)
 
 
 def _claim(count: int, dtype: np.dtype[Any], budget: int, what: str) -> None:
@@ -243,8 +250,20 @@ def _claim(count: int, dtype: np.dtype[Any], budget: int, what: str) -> None:
         )
 
 
-def _shaped(flat: np.ndarray, shape: tuple[int, ...], fortran: bool) -> np.ndarray:
-    return flat.reshape(shape[::-1]).transpose() if fortran else flat.reshape(shape)
+def _shaped(flat: np.ndarray, shape: tuple[int, ...], fortran: bool, what: str) -> np.ndarray:
+    try:
+        array = flat.reshape(shape[::-1]).transpose() if fortran else flat.reshape(shape)
+    except ValueError as err:  # over NumPy's 64 dimensions, say
+        raise BadInput(f"{what} declares an impossible shape {shape}: {short(err)}") from None
+    if array.dtype.kind == "U" and array.size and not _valid_text(array):
+        raise BadInput(f"{what} holds text that is not valid Unicode (surrogates or code points past U+10FFFF)")
+    return array
+
+
+def _valid_text(array: np.ndarray) -> bool:
+    """Whether a NumPy string array holds only code points that can be written as UTF-8."""
+    codes = np.frombuffer(array.tobytes(), dtype=array.dtype.str[0].replace("|", "=") + "u4")
+    return not bool(np.any((codes > 0x10FFFF) | ((codes >= 0xD800) & (codes <= 0xDFFF))))
 
 
 def _decode_npy(body: bytes) -> np.ndarray:
@@ -259,11 +278,11 @@ def _decode_npy(body: bytes) -> np.ndarray:
             f"NPY header declares shape {shape} of {dtype} ({count * dtype.itemsize} bytes); "
             f"the body holds {len(body) - offset}"
         )
-    _claim(count, dtype, decoded_limit(), "NPY body")
+    _claim(_extent(shape), dtype, decoded_limit(), "NPY body")
     if count == 0 or dtype.itemsize == 0:
-        return np.empty(shape, dtype, order="F" if fortran else "C")
+        return _shaped(np.empty(count, dtype), shape, fortran, "NPY body")
     flat = np.frombuffer(body, dtype, count=count, offset=offset)
-    return _shaped(flat, shape, fortran).copy(order="K")  # writable, and not holding the body
+    return _shaped(flat, shape, fortran, "NPY body").copy(order="K")  # writable, and not holding the body
 
 
 def _read_member(stream: Any, size: int, budget: int, what: str) -> np.ndarray:
@@ -271,12 +290,12 @@ def _read_member(stream: Any, size: int, budget: int, what: str) -> np.ndarray:
     sized by its checked header."""
     shape, fortran, dtype = _npy_header(stream, what)
     count = math.prod(shape)
-    _claim(count, dtype, budget, what)
+    _claim(_extent(shape), dtype, budget, what)
     nbytes = count * dtype.itemsize
     if nbytes != size - stream.tell():  # exactly, so that the read ends at the member's end and its CRC is checked
         raise BadInput(f"{what} declares shape {shape} of {dtype} ({nbytes} bytes); it holds {size - stream.tell()}")
     if count == 0 or dtype.itemsize == 0:
-        return np.empty(shape, dtype, order="F" if fortran else "C")
+        return _shaped(np.empty(count, dtype), shape, fortran, what)
     flat = np.empty(count, dtype)
     view = flat.view(np.uint8).data
     done = 0
@@ -285,7 +304,7 @@ def _read_member(stream: Any, size: int, budget: int, what: str) -> np.ndarray:
         if not got:
             raise BadInput(f"{what} is truncated: {done} of {nbytes} bytes")
         done += got
-    return _shaped(flat, shape, fortran)
+    return _shaped(flat, shape, fortran, what)
 
 
 def _decode_npz(body: bytes) -> Decoded:
@@ -315,7 +334,7 @@ def _decode_npz(body: bytes) -> Decoded:
                 budget -= max(array.nbytes, array.size)
                 arrays[name] = array
     except _ARCHIVE_ERRORS as err:
-        cause = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        cause = f"{type(err).__name__}: {short(err)}" if str(err) else type(err).__name__
         raise BadInput(f"NPZ body is not a readable archive ({cause})") from None
     if not arrays:
         raise BadInput("NPZ body holds no arrays")
@@ -355,18 +374,29 @@ _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 def _json_default(value: Any) -> Any:
     """What orjson cannot write itself, as plain Python: arrays of strings or exotic dtypes,
-    non-contiguous arrays, NumPy scalars inside lists or dicts."""
+    non-contiguous arrays, NumPy scalars inside lists or dicts, bytes (as UTF-8 text)."""
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
         return value.item()
-    raise TypeError(f"a prediction of type {type(value).__name__} cannot be written as JSON")
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    raise NotAcceptable(f"a prediction holding {type(value).__name__} values cannot be written as JSON")
 
 
 def _json_bytes(value: Any) -> bytes:
     if isinstance(value, np.generic):  # a bare NumPy scalar (int64 from onnxruntime, say)
         value = value.item()
-    return orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS)
+    # orjson refuses some arrays outright (non-native byte order, some dtypes) rather than
+    # asking ``default``; without its NumPy option every array goes through ``default``.
+    for options in (_JSON_OPTIONS, orjson.OPT_NON_STR_KEYS):
+        try:
+            return orjson.dumps(value, default=_json_default, option=options)
+        except TypeError as err:
+            if isinstance(err.__cause__, ServingError):
+                raise err.__cause__ from None
+            failure = err
+    raise failure
 
 
 def _encode_json(prediction: Any) -> bytes:
@@ -388,17 +418,23 @@ def _encode_csv(prediction: Any) -> bytes:
         array = array.reshape(1)
     if array.ndim > 2:
         raise NotAcceptable(f"a prediction of shape {array.shape} cannot be written as CSV")
+    if array.dtype.names:
+        raise NotAcceptable("a prediction of named fields cannot be written as CSV")
     out = io.StringIO()
-    fmt = "%s" if array.dtype.kind in "OUS" else "%.10g" if array.dtype.kind == "f" else "%d"
+    fmt = {"f": "%.10g", "i": "%d", "u": "%d"}.get(array.dtype.kind, "%s")  # dates, complex, text: as str()
     if array.dtype.kind == "b":
         array = array.astype(int)
+        fmt = "%d"
     np.savetxt(out, array, delimiter=",", fmt=fmt)
     return out.getvalue().encode()
 
 
 def _encode_npy(prediction: Any) -> bytes:
+    array = np.asarray(prediction)
+    if array.dtype.hasobject:  # a dict, or mixed Python values: NPY without pickle cannot hold them
+        raise NotAcceptable(f"a prediction of {type(prediction).__name__} cannot be written as NPY")
     out = io.BytesIO()
-    np.save(out, np.asarray(prediction), allow_pickle=False)
+    np.save(out, array, allow_pickle=False)
     return out.getvalue()
 
 

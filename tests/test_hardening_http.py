@@ -6,6 +6,7 @@ idle or slow connections cannot keep ``/ping`` from answering."""
 import io
 import resource
 import socket
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -14,9 +15,13 @@ import httpx
 import numpy as np
 import orjson
 import pytest
+import uvicorn
 
+from harness.server import free_port
+from server.connections import guarded_protocol
 from tests.builders import sklearn_model
 from tests.fuzz import bodies
+from tests.fuzz.strategies import npy_claiming
 
 STRING_OUTPUTS = """
 import numpy as np
@@ -104,6 +109,13 @@ def test_npy_header_claiming_more_than_the_body_is_400(server, shape):
     before = peak_rss(pid)
     assert_error(invoke(server, bodies.lying_npy(shape), "application/x-npy"), 400, "the body holds")
     assert peak_rss(pid) - before < 32 * 2**20
+
+
+def test_an_empty_array_with_huge_axes_is_413(server):
+    """Shape (8, 2**40, 0) holds nothing, yet is 8 * 2**40 empty lists once written as JSON:
+    it took the fuzz tier's process to 7 GB before it was refused."""
+    body = npy_claiming("<f8", False, (8, 2**40, 0), b"")
+    assert_error(invoke(server, body, "application/x-npy", "strings"), 413, "cap on decoded input")
 
 
 def test_npz_member_claiming_more_than_it_holds_is_400(server):
@@ -249,6 +261,7 @@ def test_idle_and_slow_connections_cannot_starve_ping(start_server, root):
                     sock.sendall(b"POST /models/plain/invoke HTTP/1.1\r\nHost: x\r\nX-Slow: ")
                 hanging.append(sock)
             timings.append(ping_seconds(server))
+        print(f"\n/ping under 200 hanging connections x3, 128 descriptors: {[round(t, 3) for t in timings]} s")
         assert max(timings) < 2, timings
         response = httpx.post(f"{server.url}/models/plain/invoke", content=b"1,2,3,4", headers={"Content-Type": "text/csv"})
         assert response.status_code == 200, response.text
@@ -256,3 +269,41 @@ def test_idle_and_slow_connections_cannot_starve_ping(start_server, root):
         for sock in hanging:
             sock.close()
     assert server.client.get("/ping").status_code == 200
+
+
+def test_a_body_that_stops_coming_is_cut_off():
+    """The body timeout (60 s and more in the server) with a 1 s one, on the same protocol class
+    under a real uvicorn: the connection is closed, and the handler reading the body sees the
+    client gone instead of waiting for ever."""
+    seen = []
+
+    async def app(scope, receive, send):
+        while (message := await receive())["type"] == "http.request" and message.get("more_body"):
+            pass
+        seen.append(message["type"])
+        if message["type"] == "http.request":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=guarded_protocol(1.0), lifespan="off",
+                            log_config=None, loop="uvloop")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+            started = time.monotonic()
+            assert sock.recv(100) == b""  # closed, not answered
+            assert 0.9 < time.monotonic() - started < 5
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:  # a whole body is served
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+            assert sock.recv(100).startswith(b"HTTP/1.1 200 ")
+        assert seen[0] == "http.disconnect" and seen[-1] == "http.request"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -52,7 +52,7 @@ def test_workers_setting_puts_a_replica_on_every_worker_and_spreads_requests(sta
 
 def test_a_hot_model_gets_a_replica_on_another_worker_by_itself(start_server, root):
     server = start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=root, MODEL_SERVER_WORKER_THREADS="2",
-                          MODEL_SERVER_REPLICATE_AT="2")
+                          MODEL_SERVER_REPLICATE_AT="2", MODEL_SERVER_MAX_WORKERS="2")
     server.load("slow", root / "slow" / "model")
     server.load("plain", root / "plain" / "model")
     assert len(replicas(server, "slow")) == 1  # one worker while nothing is hot: density first

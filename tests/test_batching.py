@@ -159,6 +159,9 @@ def many_requests(rng, width, count):
 def test_concurrent_sklearn_requests_get_exactly_their_own_answers(server, root):
     model, _ = classifier()
     directory = sklearn_model(root / "logistic")
+    # One predict at a time, and a leader waits 20 ms for company: with a one-row predict of
+    # ~0.2 ms, requests would otherwise rarely find one running, and no batch need form.
+    (directory / "batching.json").write_text(json.dumps({"concurrency": 1, "max_delay_ms": 20}))
     server.load("logistic", directory)
     requests = many_requests(np.random.default_rng(1), 4, 12 * CLIENTS)
     responses = concurrently(server, "logistic", [rows.tolist() for rows in requests])
@@ -179,6 +182,7 @@ def test_concurrent_pytorch_requests_get_their_own_answers(server, root):
 
     directory = root / "mlp"
     network = torch_model(directory)
+    (directory / "batching.json").write_text(json.dumps({"concurrency": 1, "max_delay_ms": 20}))  # as above
     server.load("mlp", directory)
     requests = many_requests(np.random.default_rng(2), 8, 12 * CLIENTS)
     responses = concurrently(server, "mlp", [rows.tolist() for rows in requests])

@@ -105,7 +105,7 @@ def _rate(served, body: bytes, threads: int, seconds: float) -> float:
 
     def loop(index: int) -> None:
         while time.perf_counter() < stop:
-            served.invoke(body, {"content-type": "application/json"})
+            served.answer(body, {"content-type": "application/json"})
             done[index] += 1
 
     workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
@@ -117,7 +117,7 @@ def _rate(served, body: bytes, threads: int, seconds: float) -> float:
 
 
 def in_process(root: Path, networks: list[str], threads: list[int], seconds: float) -> None:
-    """The worker's side alone: ``ServedModel.invoke`` (decode, predict, encode) called from N
+    """The worker's side alone: ``ServedModel.answer`` (decode, predict, encode) called from N
     threads at once, as the worker's threads call it, without the front or the socket."""
     import handlers
     from handlers import serving

@@ -1,6 +1,6 @@
 """A loaded model and the request path through it: the one pipeline every request takes.
 
-The worker calls ``load`` and ``ServedModel.invoke`` and nothing else. A request is decoded,
+The worker calls ``load`` and ``ServedModel.answer`` and nothing else. A request is decoded,
 predicted and encoded (or handed whole to the user's ``transform_fn``); each step is the user's
 hook when ``code/inference.py`` defines it, else the framework's own. The predict step goes
 through the model's ``handlers.batching.Batcher`` when it has one, so concurrent requests may
@@ -44,13 +44,9 @@ class ServedModel:
         spec = batch_spec(framework, hooks, batch)
         self.batcher = None if spec is None else batching.Batcher(self.model_dir, self._predict, spec, model, batch)
 
-    def invoke(self, body: bytes, headers: dict[str, str]) -> tuple[bytes, str, dict[str, str]]:
-        """Answer one request: (body, content type, response headers). ``headers`` are lower-case."""
-        answer = self.answer(body, headers)
-        return answer.body, answer.content_type, answer.headers
-
     def answer(self, body: bytes, headers: dict[str, str]) -> Answer:
-        """``invoke``, also saying how many requests shared the predict call."""
+        """Answer one request: body, content type, response headers, and how many requests shared
+        its predict call. ``headers`` are lower-case."""
         context = Context(self.model_dir, self.default_accept, headers)
         out, content_type, batch = self._run(body, headers.get("content-type"), headers.get("accept"), context)
         return Answer(out, content_type, context.response_headers, batch)

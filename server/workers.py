@@ -156,9 +156,7 @@ class WorkerProcess:
         try:
             return await future
         finally:
-            self.pending.pop(request_id, None)
-            if not self.alive or request_id not in self.unanswered:
-                self.in_flight.pop(request_id, None)
+            self.pending.pop(request_id, None)  # in_flight keeps a timed-out call until answered: _read drops it
             if timer is not None:
                 timer.cancel()
 

@@ -42,7 +42,9 @@ def tree_memory(pid: int) -> tuple[int, int]:
 class ServerProcess:
     """One server process (its output in ``log_path``) and an HTTP client for it."""
 
-    def __init__(self, env: dict, log_path: Path, wait_ready: bool = True, timeout: float = 120):
+    def __init__(self, env: dict, log_path: Path, wait_ready: bool = True, timeout: float = 120,
+                 wrapper: tuple[str, ...] = ()):
+        """``wrapper`` runs the server under another command (``unshare --pid ...``, say)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -50,7 +52,7 @@ class ServerProcess:
         full_env.update({k: str(v) for k, v in env.items()})
         self.log_file = open(log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve"], cwd=ROOT, env=full_env,
+            [*wrapper, sys.executable, "-m", "server", "serve"], cwd=ROOT, env=full_env,
             stdout=self.log_file, stderr=subprocess.STDOUT,
         )
         self.client = httpx.Client(base_url=self.url, timeout=timeout)

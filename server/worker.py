@@ -1,6 +1,6 @@
 """A worker process: holds the models of one framework and runs their requests.
 
-Started by the front as ``python -m server.worker CONFIG_JSON FD``. It imports its framework
+Started by the front as ``python -m server.worker CONFIG_JSON FD FRONT_PID``. It imports its framework
 once, then serves frames from the socket ``FD`` on a few threads (NumPy and the frameworks
 release the GIL in their kernels). The threads take turns as the reader ("leader/followers"):
 whoever reads a request runs it itself while the next thread takes over the socket, so a request
@@ -75,11 +75,14 @@ def _release_memory() -> None:
         _LIBC.malloc_trim(0)
 
 
-def die_with_the_front() -> None:
-    """Ask the kernel for SIGKILL when the front dies, even if no thread is free to notice."""
+def die_with_the_front(front_pid: int) -> None:
+    """Ask the kernel for SIGKILL when the front dies, even if no thread is free to notice.
+
+    The front's pid is passed in rather than guessed: in a container the front is PID 1, so a
+    parent of 1 does not mean it has gone."""
     if _LIBC is not None:
         _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:  # the front died before the request took effect
+    if os.getppid() != front_pid:  # the front died before the request took effect
         os._exit(1)
 
 
@@ -226,9 +229,9 @@ class Worker:
 
 def main() -> None:
     config = WorkerConfig.from_json(sys.argv[1])
-    fd = int(sys.argv[2])
+    fd, front_pid = int(sys.argv[2]), int(sys.argv[3])
     setup_logging(config.log_level, f"worker[{config.name}]")
-    die_with_the_front()
+    die_with_the_front(front_pid)
     # Ctrl-C in a terminal reaches the whole process group: the front decides when workers end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=fd)

@@ -74,7 +74,7 @@ class WorkerProcess:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "server.worker", self.config.to_json(), str(child.fileno()),
+                sys.executable, "-m", "server.worker", self.config.to_json(), str(child.fileno()), str(os.getpid()),
                 pass_fds=(child.fileno(),), cwd=PROJECT_ROOT, env=self.env, stdin=asyncio.subprocess.DEVNULL,
                 start_new_session=True,  # its own process group: what user code starts goes with it
             )

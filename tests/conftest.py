@@ -40,9 +40,9 @@ def examples(tmp_path_factory):
 def _starter(tmp_path_factory, request):
     servers = []
 
-    def start(wait_ready: bool = True, **env) -> Server:
+    def start(wait_ready: bool = True, wrapper: tuple[str, ...] = (), **env) -> Server:
         log_path = tmp_path_factory.mktemp("server") / "server.log"
-        server = Server(env, log_path, wait_ready=wait_ready)
+        server = Server(env, log_path, wait_ready=wait_ready, wrapper=wrapper)
         servers.append(server)
         return server
 

@@ -5,6 +5,7 @@ import os
 import pickle
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -24,6 +25,26 @@ def root(tmp_path):
 
 def multi(start_server, root, **env):
     return start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=root, **env)
+
+
+# The server as PID 1 of a PID namespace of its own, as in a container (root, or user namespaces).
+AS_PID_1 = ("unshare", "--pid", "--fork", "--kill-child")
+
+
+def can_be_pid_1() -> bool:
+    try:
+        return subprocess.run([*AS_PID_1, "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.skipif(not can_be_pid_1(), reason="unshare --pid is not permitted here")
+def test_a_server_that_is_pid_1_starts_its_workers(start_server, root):
+    """In a container the front is PID 1: a worker whose parent is 1 has not lost its front."""
+    server = multi(start_server, root, wrapper=AS_PID_1)
+    server.load("plain", root / "plain" / "model")
+    answer = server.client.post("/models/plain/invoke", content=b"1,2,3,4", headers=CSV)
+    assert answer.status_code == 200, answer.text
 
 
 def test_a_load_that_never_returns_times_out_and_frees_its_name(start_server, root):

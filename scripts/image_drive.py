@@ -131,6 +131,12 @@ class Container:
         return code
 
 
+def print_tail(container: Container, lines: int = 40, width: int = 300) -> None:
+    """The end of the server's log, long lines (the report's JSON) cut short."""
+    for line in container.log().splitlines()[-lines:]:
+        print("      | " + (line if len(line) <= width else line[:width] + " ..."))
+
+
 def report_line(container: Container, timeout: float) -> dict | None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and container.process.poll() is None:
@@ -153,7 +159,7 @@ def drive_single(rootfs: str, config: dict, models: Path, work: Path, cpuinfo: P
                           work / "single.log", cpuinfo)
     try:
         if not check(container.wait_ping(900 if emulated else 180), "single model: /ping 200"):
-            print(container.log()[-3000:])
+            print_tail(container)
             return
         answer = container.client.post("/invocations", content=b"5.1,3.5,1.4,0.2\n", headers={"Content-Type": "text/csv"})
         check(answer.status_code == 200 and answer.content.strip(), f"single model: /invocations {answer.status_code} {answer.text[:80]!r}")
@@ -170,7 +176,7 @@ def drive_multi(rootfs: str, config: dict, models: Path, work: Path, cpuinfo: Pa
                           {models: "/opt/ml/models"}, work / "multi.log", cpuinfo)
     try:
         if not check(container.wait_ping(900 if emulated else 180), "multi-model: /ping 200"):
-            print(container.log()[-3000:])
+            print_tail(container)
             return
         seen = set()
         for name, (body, content_type) in REQUESTS.items():
@@ -188,7 +194,7 @@ def drive_multi(rootfs: str, config: dict, models: Path, work: Path, cpuinfo: Pa
         code = container.stop()
     check(code == 0, f"multi-model: SIGTERM -> exit code {code}")
     if code != 0:
-        print(container.log()[-3000:])
+        print_tail(container)
 
 
 def image_size(tag: str) -> str | None:

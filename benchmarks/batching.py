@@ -10,8 +10,8 @@ and the ratios are taken inside each round. Each request is one row of 64 floats
 
 Printed per network and client count: req/s, p50 and p99 of each mode, the batched/unbatched
 ratio of req/s and of p50 (median over rounds). Targets: >= 3x req/s at 32 clients, p50 at 1
-client unchanged (ratio ~1.0). ``--threads`` is MODEL_SERVER_WORKER_THREADS: a batch can only
-hold requests that have a worker thread (see the module docstring of handlers/batching.py).
+client unchanged (ratio ~1.0). ``--threads`` is MODEL_SERVER_WORKER_THREADS (waiting requests
+hold no thread since server/inbox.py, so it no longer bounds a batch).
 
 ``--in-process 4,16,32`` measures the worker's side alone instead (decode, predict, encode from
 that many threads in this process, no front): what batching can give once the front's cost is

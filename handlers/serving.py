@@ -1,10 +1,11 @@
 """A loaded model and the request path through it: the one pipeline every request takes.
 
-The worker calls ``load`` and ``ServedModel.answer`` and nothing else. A request is decoded,
+The worker calls ``load`` and ``ServedModel.answer_all`` and nothing else. A request is decoded,
 predicted and encoded (or handed whole to the user's ``transform_fn``); each step is the user's
-hook when ``code/inference.py`` defines it, else the framework's own. The predict step goes
-through the model's ``handlers.batching.Batcher`` when it has one, so concurrent requests may
-share one predict call; decoding and encoding stay each request's own.
+hook when ``code/inference.py`` defines it, else the framework's own. The worker hands over
+requests to one model in groups (``server.inbox``); a group's predictions go through the model's
+``handlers.batching.Batcher`` when it has one, so they may share one predict call, while
+decoding and encoding stay each request's own.
 """
 
 from collections.abc import Mapping
@@ -28,6 +29,9 @@ class Answer:
     batch: int  # how many requests shared this one's predict call (1: predicted alone)
 
 
+_UNANSWERED = RuntimeError("no answer was made for this request")  # replaced for every request below
+
+
 class ServedModel:
     """A model in memory with the steps (user hooks or framework defaults) that serve it."""
 
@@ -44,34 +48,71 @@ class ServedModel:
         spec = batch_spec(framework, hooks, batch)
         self.batcher = None if spec is None else batching.Batcher(self.model_dir, self._predict, spec, model, batch)
 
+    @property
+    def batch_settings(self) -> batching.BatchSettings | None:
+        """How the worker may group this model's requests: None when they must run one by one."""
+        return None if self.batcher is None or not self.batcher.enabled else self.batcher.config
+
     def answer(self, body: bytes, headers: dict[str, str]) -> Answer:
-        """Answer one request: body, content type, response headers, and how many requests shared
-        its predict call. ``headers`` are lower-case."""
-        context = Context(self.model_dir, self.default_accept, headers)
-        out, content_type, batch = self._run(body, headers.get("content-type"), headers.get("accept"), context)
-        return Answer(out, content_type, context.response_headers, batch)
+        """Answer one request (``headers`` lower-case); raises what it met."""
+        (answer,) = self.answer_all([(body, headers)])
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def answer_all(self, requests: list[tuple[bytes, dict[str, str]]]) -> list[Answer | BaseException]:
+        """Answer a group of requests (body, lower-case headers), each with its answer or the error
+        it met: decoded one by one, predicted together where they merge, encoded one by one."""
+        hooks, framework = self.hooks, self.framework
+        results: list[Answer | BaseException] = [_UNANSWERED] * len(requests)
+        decoded: list[tuple[int, Any, Context]] = []
+        for index, (body, headers) in enumerate(requests):
+            context = Context(self.model_dir, self.default_accept, headers)
+            content_type = headers.get("content-type")
+            try:
+                if hooks.transform_fn is not None:
+                    result = hooks.transform_fn(context, self.model, user_code.body_for_user(body, content_type),
+                                                content_type, headers.get("accept"))
+                    results[index] = self._answer(user_code.as_response(result, headers.get("accept"), context), context, 1)
+                elif hooks.input_fn is not None:
+                    decoded.append((index, hooks.input_fn(context, user_code.body_for_user(body, content_type), content_type), context))
+                else:
+                    decoded.append((index, framework.decode(body, content_type, context), context))
+            except BaseException as err:  # noqa: BLE001 - this request's own error
+                results[index] = err
+        if self.batcher is not None and len(decoded) > 1:
+            outcomes = self.batcher.predict([(data, context) for _, data, context in decoded])
+        else:
+            outcomes = [self._predict_alone(data, context) for _, data, context in decoded]
+        for (index, _, context), outcome in zip(decoded, outcomes):
+            if outcome.error is not None:
+                results[index] = outcome.error
+                continue
+            accept = requests[index][1].get("accept")
+            try:
+                if hooks.output_fn is not None:
+                    encoded = user_code.as_response(hooks.output_fn(context, outcome.value, accept), accept, context)
+                else:
+                    encoded = framework.encode(outcome.value, accept, context)
+                results[index] = self._answer(encoded, context, outcome.size)
+            except BaseException as err:  # noqa: BLE001
+                results[index] = err
+        return results
+
+    @staticmethod
+    def _answer(encoded: tuple[bytes, str], context: Context, batch: int) -> Answer:
+        return Answer(encoded[0], encoded[1], context.response_headers, batch)
+
+    def _predict_alone(self, data: Any, context: Context) -> batching.Outcome:
+        try:
+            return batching.Outcome(self._predict(data, context))
+        except BaseException as err:  # noqa: BLE001
+            return batching.Outcome(error=err)
 
     def _predict(self, data: Any, context: Context) -> Any:
         if self.hooks.predict_fn is not None:
             return self.hooks.predict_fn(context, data, self.model)
         return self.framework.predict(self.model, data, context)
-
-    def _run(self, body: bytes, content_type: str | None, accept: str | None, context: Context) -> tuple[bytes, str, int]:
-        hooks, framework, model = self.hooks, self.framework, self.model
-        if hooks.transform_fn is not None:
-            result = hooks.transform_fn(context, model, user_code.body_for_user(body, content_type), content_type, accept)
-            return *user_code.as_response(result, accept, context), 1
-        if hooks.input_fn is not None:
-            data = hooks.input_fn(context, user_code.body_for_user(body, content_type), content_type)
-        else:
-            data = framework.decode(body, content_type, context)
-        if self.batcher is not None:
-            prediction, batch = self.batcher.predict(data, context)
-        else:
-            prediction, batch = self._predict(data, context), 1
-        if hooks.output_fn is not None:
-            return *user_code.as_response(hooks.output_fn(context, prediction, accept), accept, context), batch
-        return *framework.encode(prediction, accept, context), batch
 
 
 def batch_spec(framework: Framework, hooks: user_code.UserHooks, config: batching.BatchSettings) -> BatchSpec | None:

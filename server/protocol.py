@@ -120,6 +120,6 @@ def unpack_prefix(prefix: bytes) -> tuple[int, int]:
     return PREFIX.unpack(prefix)
 
 
-def parse_header(raw: bytes) -> dict[str, Any]:
+def parse_header(raw: bytes | memoryview) -> dict[str, Any]:
     header: dict[str, Any] = orjson.loads(raw)
     return header

@@ -2,9 +2,10 @@
 
 Started by the front as ``python -m server.worker CONFIG_JSON FD FRONT_PID``. It imports its framework
 once, then serves frames from the socket ``FD`` on a few threads (NumPy and the frameworks
-release the GIL in their kernels). The threads take turns as the reader ("leader/followers"):
-whoever reads a request runs it itself while the next thread takes over the socket, so a request
-never waits for a hand-off to another thread. Each load runs on a thread of its own, so a slow
+release the GIL in their kernels). The frames read and not yet started wait in an inbox
+(``server.inbox``), from which a free thread takes the next frame, or every waiting invoke of
+one batchable model as one group, and answers it; whoever reads a lone request runs it itself,
+with no hand-off to another thread. Each load runs on a thread of its own, so a slow
 (or never-ending) load holds up neither predictions nor other loads, and unloads have a thread
 of their own. A load the front has given up on (its timeout) is abandoned: if it ever finishes,
 its model is dropped.
@@ -33,11 +34,11 @@ from typing import Any
 
 from handlers import serving
 from handlers.errors import NotFound, ServingError, describe
+from server.inbox import FrameReader, Inbox
 from server.logs import setup_logging
 from server.memory import rss
 from server.protocol import (
     HELLO_ID,
-    PREFIX,
     Hello,
     InvokeReply,
     InvokeRequest,
@@ -45,13 +46,12 @@ from server.protocol import (
     LoadRequest,
     Op,
     PingReply,
+    Reply,
     Request,
     UnloadReply,
     UnloadRequest,
     WorkerConfig,
     pack,
-    parse_header,
-    unpack_prefix,
 )
 
 log = logging.getLogger("worker")
@@ -90,7 +90,7 @@ class Worker:
     def __init__(self, config: WorkerConfig, sock: socket.socket):
         self.config = config
         self.sock = sock
-        self.reader = sock.makefile("rb", buffering=1 << 16)
+        self.inbox = Inbox(FrameReader(sock), self.grouping)
         self.write_lock = threading.Lock()
         self.models: dict[str, serving.ServedModel] = {}
         self.models_lock = threading.Lock()
@@ -99,7 +99,6 @@ class Worker:
         self.unloads = ThreadPoolExecutor(1, thread_name_prefix="unload")
         # op -> how to run it: on the reading thread itself, a thread of its own, the unload thread
         self.dispatch: dict[str, tuple[Runner, Callable[[Callable[[], None]], object] | None]] = {
-            Op.INVOKE: (self.invoke, None),
             Op.LOAD: (self.load, _own_thread),
             Op.UNLOAD: (self.unload, self.unloads.submit),
             Op.PING: (self.ping, None),
@@ -108,21 +107,22 @@ class Worker:
     # -------------------------------------------------------------------- frames
 
     def send(self, header: Mapping[str, Any], body: bytes = b"") -> None:
-        parts = pack(header, body)
-        with self.write_lock:
-            for part in parts:
-                self.sock.sendall(part)
+        self.send_all([(header, body)])
 
-    def receive(self) -> tuple[dict[str, Any], bytes] | None:
-        prefix = self.reader.read(PREFIX.size)
-        if len(prefix) < PREFIX.size:
-            return None
-        header_len, body_len = unpack_prefix(prefix)
-        header = parse_header(self.reader.read(header_len))
-        body = self.reader.read(body_len) if body_len else b""
-        if len(body) < body_len:
-            return None
-        return header, body
+    def send_all(self, frames: list[tuple[Mapping[str, Any], bytes]]) -> None:
+        """Write frames in one system call when they are small, each part as it is when not."""
+        parts = [part for header, body in frames for part in pack(header, body)]
+        with self.write_lock:
+            if sum(len(part) for part in parts) <= 1 << 16:
+                self.sock.sendall(b"".join(parts))
+            else:
+                for part in parts:
+                    self.sock.sendall(part)
+
+    def grouping(self, key: str) -> Any:
+        """The model's batching (``Inbox`` groups its invokes by it), None when it has none."""
+        served = self.models.get(key)
+        return None if served is None else served.batch_settings
 
     # -------------------------------------------------------------------- operations
 
@@ -167,15 +167,30 @@ class Worker:
             _release_memory()
         return {"id": header["id"], "status": 200, "rss": rss()}, b""
 
-    def invoke(self, header: InvokeRequest, body: bytes) -> tuple[InvokeReply, bytes]:
-        served = self.models.get(header["key"])
+    def invoke(self, frames: list[tuple[InvokeRequest, bytes]]) -> None:
+        """Answer invokes of one model, predicted together where they merge."""
+        served = self.models.get(frames[0][0]["key"])
         if served is None:
-            raise NotFound("model is not loaded in its worker")
-        answer = served.answer(body, header.get("headers", {}))
-        reply: InvokeReply = {"id": header["id"], "status": 200, "content_type": answer.content_type, "headers": answer.headers}
-        if answer.batch > 1:
-            reply["batch"] = answer.batch
-        return reply, answer.body
+            answers: list[serving.Answer | BaseException] = [NotFound("model is not loaded in its worker")] * len(frames)
+        else:
+            try:
+                answers = served.answer_all([(body, header.get("headers", {})) for header, body in frames])
+            except BaseException as err:  # noqa: BLE001 - a bug of ours fails this group, not the worker
+                answers = [err] * len(frames)
+        replies: list[tuple[Mapping[str, Any], bytes]] = []
+        for (header, _), answer in zip(frames, answers):
+            if isinstance(answer, BaseException):
+                replies.append((self.failure(header, answer), b""))
+                continue
+            reply: InvokeReply = {"id": header["id"], "status": 200, "content_type": answer.content_type,
+                                  "headers": answer.headers}
+            if answer.batch > 1:
+                reply["batch"] = answer.batch
+            replies.append((reply, answer.body))
+        try:
+            self.send_all(replies)
+        except OSError:
+            pass  # the front is gone; the reading thread notices and the worker exits
 
     def ping(self, header: Request, body: bytes) -> tuple[PingReply, bytes]:
         return {"id": header["id"], "status": 200, "models": len(self.models)}, b""
@@ -185,16 +200,21 @@ class Worker:
         try:
             reply, out = runner(header, body)
         except BaseException as err:  # noqa: BLE001 - every failure must reach the caller
-            failure = describe(err)
-            level = logging.ERROR if failure.status >= 500 else logging.INFO
-            log.log(level, "%s %s failed (%d): %s", header["op"], header.get("key"), failure.status, failure.message)
-            if failure.status >= 500:
-                log.debug("%s", "".join(traceback.format_exception(err)))
-            reply, out = {"id": header["id"], "status": failure.status, "error": failure.message, "type": failure.kind}, b""  # noqa: E501
+            reply, out = self.failure(header, err), b""
         try:
             self.send(reply, out)
         except OSError:
             pass  # the front is gone; the main loop notices and exits
+
+    @staticmethod
+    def failure(header: Mapping[str, Any], err: BaseException) -> Reply:
+        """The reply of an operation that failed, and its line in the log."""
+        failure = describe(err)
+        level = logging.ERROR if failure.status >= 500 else logging.INFO
+        log.log(level, "%s %s failed (%d): %s", header["op"], header.get("key"), failure.status, failure.message)
+        if failure.status >= 500:
+            log.debug("%s", "".join(traceback.format_exception(err)))
+        return {"id": header["id"], "status": failure.status, "error": failure.message, "type": failure.kind}
 
     def handle(self, header: dict[str, Any], body: bytes) -> None:
         entry = self.dispatch.get(header["op"])
@@ -209,22 +229,24 @@ class Worker:
             start(lambda: self.run(runner, header, body))
 
     def serve(self) -> None:
-        """Run the reader/runner threads until the front goes away or says to stop."""
-        done = threading.Event()
-        read_lock = threading.Lock()
-
+        """Run the worker's threads until the front goes away or says to stop."""
         def take_turns() -> None:
-            while not done.is_set():
-                with read_lock:
-                    frame = None if done.is_set() else self.receive()
-                if frame is None or frame[0]["op"] == Op.SHUTDOWN:
-                    done.set()
-                    return
-                self.handle(*frame)
+            while (work := self.inbox.take()) is not None:
+                try:
+                    if work.frames[0][0]["op"] == Op.INVOKE:
+                        self.invoke(work.frames)  # type: ignore[arg-type]
+                    else:
+                        self.handle(*work.frames[0])
+                finally:
+                    self.inbox.done(work)
 
-        for index in range(self.config.threads):
-            threading.Thread(target=take_turns, name=f"serve-{index}", daemon=True).start()
-        done.wait()
+        threads = [threading.Thread(target=take_turns, name=f"serve-{index}", daemon=True)
+                   for index in range(self.config.threads)]
+        for thread in threads:
+            thread.start()
+        with self.inbox.ready:
+            while not self.inbox.closed:
+                self.inbox.ready.wait()
 
 
 def main() -> None:

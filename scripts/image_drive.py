@@ -73,6 +73,7 @@ class Container:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log
+        self.stop_seconds: float | None = None
         image_env = dict(item.split("=", 1) for item in config.get("Env") or [])
         image_env.update(env, SAGEMAKER_BIND_TO_PORT=str(self.port), MODEL_SERVER_HOST="127.0.0.1")
         if cpuinfo:
@@ -96,7 +97,8 @@ class Container:
         self.client = httpx.Client(base_url=self.url, timeout=600 if cpuinfo else 120)
 
     def log(self) -> str:
-        self.log_file.flush()
+        if not self.log_file.closed:
+            self.log_file.flush()
         return self.log_path.read_text(errors="replace")
 
     def wait_ping(self, timeout: float) -> bool:
@@ -117,11 +119,14 @@ class Container:
 
     def stop(self, timeout: float = 60) -> int | None:
         """SIGTERM to the server (PID 1 in its namespace), as the platform stops a container."""
+        self.stop_seconds = None
+        started = time.monotonic()
         pid = self.pid1()
         if pid:
             subprocess.run(["kill", "-TERM", str(pid)], check=False)
         try:
             code = self.process.wait(timeout)
+            self.stop_seconds = time.monotonic() - started
         except subprocess.TimeoutExpired:
             self.process.kill()  # --kill-child takes the namespace down with it
             self.process.wait()
@@ -167,8 +172,8 @@ def drive_single(rootfs: str, config: dict, models: Path, work: Path, cpuinfo: P
         if check(report is not None, "acceleration report line in the start-up log"):
             print_report(report)
     finally:
-        code = container.stop()
-    check(code == 0, f"single model: SIGTERM -> exit code {code}")
+        code = container.stop(600 if emulated else 60)
+    check(code == 0, f"single model: SIGTERM -> exit code {code} ({container.stop_seconds or 0:.1f}s)")
 
 
 def drive_multi(rootfs: str, config: dict, models: Path, work: Path, cpuinfo: Path | None) -> None:
@@ -191,8 +196,8 @@ def drive_multi(rootfs: str, config: dict, models: Path, work: Path, cpuinfo: Pa
                   f" {answer.text[:60]!r}, unload {unloaded.status_code} ({time.monotonic() - started:.1f}s)")
         check(seen == set(SIX), f"multi-model: the six frameworks answered ({', '.join(sorted(map(str, seen)))})")
     finally:
-        code = container.stop()
-    check(code == 0, f"multi-model: SIGTERM -> exit code {code}")
+        code = container.stop(600 if emulated else 60)
+    check(code == 0, f"multi-model: SIGTERM -> exit code {code} ({container.stop_seconds or 0:.1f}s)")
     if code != 0:
         print_tail(container)
 

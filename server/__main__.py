@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from server.app import build_app
     from server.connections import body_timeout, guarded_protocol
+    from server.graceful import GracefulServer
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout_graceful_shutdown=25,  # the platform sends SIGKILL 30 s after SIGTERM
         backlog=2048,
     )
-    uvicorn.Server(config).run()
+    GracefulServer(config).run()
     return 0
 
 

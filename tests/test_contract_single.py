@@ -1,6 +1,5 @@
 """Single-model mode and the process rules: CONTRACT.md §1 and §2."""
 
-import signal
 import subprocess
 import sys
 import time
@@ -93,6 +92,5 @@ def test_sigterm_drains_in_flight_requests_and_leaves_no_process(start_server, t
         code = server.stop()
         response = pending.result()
     assert response.status_code == 200  # the request in flight finished before the exit
-    # uvicorn re-raises SIGTERM once drained, so the exit status says how it ended.
-    assert code in (0, -signal.SIGTERM) and time.monotonic() - started < 30
+    assert code == 0 and time.monotonic() - started < 30  # drained and stopped: a clean exit (server/graceful.py)
     assert not [p for p in workers if p.is_running() and p.status() != "zombie"]

@@ -97,7 +97,7 @@ image-test: setup image-tools
 	$(PY) scripts/image_drive.py $(IMAGE_TEST_TAG)
 
 # Dockerfile.arm64 built and driven the same way on an x86 machine, under qemu-user (binfmt_misc,
-# F flag), as a Graviton3-like CPU (SVE 256-bit, BF16). Not in CI: about an hour (docs/images.md).
+# F flag), as a Graviton3-like CPU (SVE 256-bit, BF16). Not in CI: about 10 min once its base is made, 40 min more to make it (docs/images.md).
 image-test-arm64: setup image-tools
 	@command -v qemu-aarch64-static >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static >/dev/null; }

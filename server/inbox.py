@@ -14,8 +14,9 @@ A thread asks ``take()`` for work and gets the oldest frame it may start:
   then with every later invoke of that model in the inbox (up to ``max_batch_size`` requests),
   waiting up to ``max_delay_ms`` for more when told to.
 When no frame may start, one thread reads the socket (the others wait for what it brings): a
-lone request is run by the thread that read it, which wakes another to read on. ``done()`` ends
-a piece of work.
+request is run by the thread that read it, with no hand-off, and that thread reads again when it
+is done; while it works, one other thread watches and takes over the reading only if the work
+stalls, so quick requests cost no thread switch. ``done()`` ends a piece of work.
 """
 
 import select
@@ -129,6 +130,7 @@ class Inbox:
         self.running: dict[str, int] = {}  # model -> its groups under way
         self.gathering: set[str] = set()  # models whose group waits out max_delay_ms: new frames join it
         self.invoking: dict[Work, float] = {}  # invokes under way -> when each began
+        self.watching = False  # a thread waits to take over reading if the youngest invoke stalls
 
     def take(self) -> Work | None:
         """The next frame to run, or group of invokes of one model; None when the worker is to stop."""
@@ -139,16 +141,20 @@ class Inbox:
                     work, settings = picked
                     if settings is not None and settings.max_delay_ms > 0 and len(work.frames) < settings.max_batch_size:
                         self._gather(work.frames, settings)
-                    if not self.reading or self._startable():
-                        self.ready.notify()  # another thread reads (or starts) what comes while this one works
+                    if self._startable() or (work.started is not None and not self.reading and not self.watching):
+                        self.ready.notify()  # to start what else may start, or to watch this invoke
                     return work
                 if self.closed:  # a shutdown frame
                     break
-                timeout = self._until_stalled()
+                busy = self._busy_for()
                 if self.reading:
-                    self.ready.wait(timeout)
+                    self.ready.wait()  # the reader wakes one of us when it brings more than it takes
+                elif busy is None:
+                    self._fill(self._until_stalled())
+                elif self.watching:
+                    self.ready.wait()
                 else:
-                    self._fill(timeout)
+                    self._watch(busy)
             return None
 
     def done(self, work: Work) -> None:
@@ -208,11 +214,28 @@ class Inbox:
             work.started = self.invoking[work] = time.monotonic()
         return work
 
-    def _until_stalled(self) -> float | None:
-        """How long until the youngest invoke under way counts as stalled, when frames wait on it."""
-        if not self.invoking or not self.frames:
+    def _busy_for(self) -> float | None:
+        """Seconds until the youngest invoke under way counts as stalled; None if none runs or it has."""
+        if not self.invoking:
             return None
-        return max(0.001, max(self.invoking.values()) + STALLED_AFTER_SECONDS - time.monotonic())
+        left = max(self.invoking.values()) + STALLED_AFTER_SECONDS - time.monotonic()
+        return left if left > 0 else None
+
+    def _until_stalled(self) -> float | None:
+        """How long a reader may block: until the youngest invoke stalls, when frames wait on it."""
+        if not self.frames:
+            return None
+        return max(0.001, self._busy_for() or 0.0)
+
+    def _watch(self, busy: float) -> None:
+        """Wait while a quick invoke runs and nobody reads: its thread reads again when it is done,
+        which saves waking a reader for every request; if it stalls instead, this thread wakes
+        then and reads (one thread watches, the others wait)."""
+        self.watching = True
+        try:
+            self.ready.wait(busy)
+        finally:
+            self.watching = False
 
     def _join(self, group: list[Frame], key: str, limit: int) -> None:
         """Move later invokes of ``key`` from the inbox into ``group``, up to ``limit`` frames."""

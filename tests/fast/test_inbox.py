@@ -108,6 +108,20 @@ def test_other_operations_start_at_once_and_a_second_invoke_once_the_first_stall
     assert time.monotonic() - started >= STALLED_AFTER_SECONDS
 
 
+def test_what_arrives_while_an_invoke_runs_is_read_once_it_stalls(pair):
+    """The thread of a running invoke reads again only when done: if it is slow, another takes
+    over the reading, so a ping sent meanwhile is answered without waiting for the invoke."""
+    front, worker = pair
+    inbox = inbox_for(worker)
+    send(front, invoke(1, key="slow"))
+    running = take_within(inbox)  # never done in this test
+    assert ids(running) == [1]
+    later = taking(inbox)
+    time.sleep(0.05)
+    send(front, ({"op": Op.PING, "id": 2}, b""))
+    assert ids(later.result(2.0)) == [2]
+
+
 def test_a_group_waits_max_delay_for_company_and_no_longer(pair):
     front, worker = pair
     inbox = inbox_for(worker, batched=Grouping(max_delay_ms=300))

@@ -13,8 +13,7 @@ unanswered. This subclass of it adds what is missing, and nothing else:
   client longest is closed to make room, so that a new one (``/ping``) is always accepted.
   Connections whose request is being answered are never closed that way.
 
-Every answer it writes itself is the JSON error body of the rest of the server. Its transport is
-corked (``CorkedTransport``): a response's head and body leave in one send.
+Every answer it writes itself is the JSON error body of the rest of the server.
 """
 
 import asyncio
@@ -63,49 +62,6 @@ def descriptor_limit() -> int | None:
     return None if soft == resource.RLIM_INFINITY else soft
 
 
-class CorkedTransport:
-    """A connection's transport whose writes within one turn of the event loop leave as one.
-
-    uvicorn writes a response's head and its body with a call each, so every answer cost two
-    ``send`` calls and reached the client as two segments. Writes are held until the loop's
-    current callbacks have run, then sent together (small ones joined); ``close`` and
-    ``write_eof`` send what is held first, so the order on the wire is the order written.
-    Everything else is the transport's own."""
-
-    JOIN_LIMIT = 1 << 16
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
-        self.transport = transport
-        self.loop = loop
-        self.held: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        if not self.held:
-            self.loop.call_soon(self.flush)
-        self.held.append(data)
-
-    def flush(self) -> None:
-        held, self.held = self.held, []
-        if not held or self.transport.is_closing():
-            return
-        if len(held) > 1 and sum(len(part) for part in held) <= self.JOIN_LIMIT:
-            self.transport.write(b"".join(held))
-        else:
-            for part in held:
-                self.transport.write(part)
-
-    def write_eof(self) -> None:
-        self.flush()
-        self.transport.write_eof()
-
-    def close(self) -> None:
-        self.flush()
-        self.transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.transport, name)
-
-
 class GuardedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the bounds above; ``guarded_protocol`` makes one per server."""
 
@@ -122,7 +78,7 @@ class GuardedProtocol(HttpToolsProtocol):
     # ------------------------------------------------------------ the connection
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(CorkedTransport(transport, self.loop))  # type: ignore[arg-type]
+        super().connection_made(transport)
         if not self.make_room():
             self.transport.write(error_bytes(503, "the server is at its connection limit"))
             self.transport.close()

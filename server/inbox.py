@@ -157,6 +157,12 @@ class Inbox:
                     self._watch(busy)
             return None
 
+    def wait_closed(self) -> None:
+        """Block until the front has closed the socket or asked the worker to stop."""
+        with self.ready:
+            while not self.closed:
+                self.ready.wait()
+
     def done(self, work: Work) -> None:
         """Work from ``take`` has been answered: its model may start another group (the thread
         that calls this takes it next, so no other is woken)."""
@@ -176,7 +182,7 @@ class Inbox:
         """False when ``header``'s frame must wait; else its model's grouping (None: not grouped)."""
         if header["op"] != Op.INVOKE:
             return None
-        if self.invoking and max(self.invoking.values()) > time.monotonic() - STALLED_AFTER_SECONDS:
+        if self._busy_for() is not None:
             return False  # an invoke has the interpreter: the next one waits for it, or for its stall
         key = header["key"]
         settings = self.grouping(key)

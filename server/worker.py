@@ -244,9 +244,7 @@ class Worker:
                    for index in range(self.config.threads)]
         for thread in threads:
             thread.start()
-        with self.inbox.ready:
-            while not self.inbox.closed:
-                self.inbox.ready.wait()
+        self.inbox.wait_closed()
 
 
 def main() -> None:

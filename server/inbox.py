@@ -16,7 +16,9 @@ A thread asks ``take()`` for work and gets the oldest frame it may start:
 When no frame may start, one thread reads the socket (the others wait for what it brings): a
 request is run by the thread that read it, with no hand-off, and that thread reads again when it
 is done; while it works, one other thread watches and takes over the reading only if the work
-stalls, so quick requests cost no thread switch. ``done()`` ends a piece of work.
+stalls, so quick requests cost no thread switch. ``done()`` ends a piece of work; the thread
+that calls it takes again (every worker thread does), and so starts what waited on that work,
+which is why a reader blocks until frames arrive rather than polling for the end of a group.
 """
 
 import select
@@ -148,9 +150,12 @@ class Inbox:
                     break
                 busy = self._busy_for()
                 if self.reading:
-                    self.ready.wait()  # the reader wakes one of us when it brings more than it takes
+                    if busy is not None and self.frames and not self.watching:
+                        self._watch(busy)  # frames wait on a quick invoke: look again if it stalls
+                    else:
+                        self.ready.wait()  # the reader wakes one of us when it brings more than it takes
                 elif busy is None:
-                    self._fill(self._until_stalled())
+                    self._fill(None)
                 elif self.watching:
                     self.ready.wait()
                 else:
@@ -226,12 +231,6 @@ class Inbox:
             return None
         left = max(self.invoking.values()) + STALLED_AFTER_SECONDS - time.monotonic()
         return left if left > 0 else None
-
-    def _until_stalled(self) -> float | None:
-        """How long a reader may block: until the youngest invoke stalls, when frames wait on it."""
-        if not self.frames:
-            return None
-        return max(0.001, self._busy_for() or 0.0)
 
     def _watch(self, busy: float) -> None:
         """Wait while a quick invoke runs and nobody reads: its thread reads again when it is done,

@@ -86,8 +86,12 @@ def test_invokes_waiting_behind_a_running_group_are_taken_together(pair):
     waiting = taking(inbox)
     with pytest.raises(Pending):
         waiting.result(0.3)  # the model's next group may not start while its first runs
-    inbox.done(first)
-    assert ids(waiting.result(5.0)) == [2, 3, 5]
+    inbox.done(first)  # and then, as every worker thread does, its thread takes again
+    assert ids(take_within(inbox)) == [2, 3, 5]
+    with pytest.raises(Pending):
+        waiting.result(0.1)  # the reader blocks until frames come: it does not poll for the end of a group
+    send(front, invoke(6, key="other"))
+    assert ids(waiting.result(5.0)) == [6]
 
 
 def test_a_group_holds_at_most_max_batch_size_requests(pair):

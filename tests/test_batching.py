@@ -9,6 +9,7 @@ visible in the answers themselves; the frameworks' own predicts show it in the w
 import json
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import numpy as np
 import pytest
 
@@ -80,12 +81,18 @@ def server(start_module_server, examples_root, root):
 
 
 def concurrently(server, name, bodies):
-    """POST every body at once from its own thread: the responses, in order."""
-    def post(body):
-        return server.client.post(f"/models/{name}/invoke", content=json.dumps(body), headers=JSON)
+    """POST every body at once from its own thread: the responses, in order.
 
-    with ThreadPoolExecutor(len(bodies)) as pool:
-        return list(pool.map(post, bodies))
+    On a client of their own with a connection kept for every thread: httpcore's sync pool can
+    close a surplus keep-alive connection it has just handed to a waiting thread (encode/httpcore
+    #1110), which failed one run in 15-20 of the 96-thread bursts here (EBADF, client-side)."""
+    limits = httpx.Limits(max_connections=len(bodies), max_keepalive_connections=len(bodies))
+    with httpx.Client(base_url=server.url, timeout=60, limits=limits) as client:
+        def post(body):
+            return client.post(f"/models/{name}/invoke", content=json.dumps(body), headers=JSON)
+
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            return list(pool.map(post, bodies))
 
 
 def seen(responses):

@@ -11,6 +11,7 @@ declares before anything of that size is allocated. A body over the cap is a 413
 declared sizes do not match its bytes is a 400.
 """
 
+import functools
 import io
 import math
 import struct
@@ -521,6 +522,7 @@ def _specificity(media_range: str, candidate: str) -> int | None:
     return None
 
 
+@functools.lru_cache(maxsize=512)  # clients send few distinct Accept headers; each is parsed once
 def negotiate(accept: str | None, default: str, offered: tuple[str, ...] = ENCODABLE) -> str:
     """Pick the response media type from an Accept header, as RFC 9110 §12.5.1 says.
 

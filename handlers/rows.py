@@ -10,6 +10,7 @@ with another width or dtype is predicted in a batch of its own rather than break
 ``handlers.batching`` decides when to merge; this module only knows how.
 """
 
+import itertools
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -44,8 +45,10 @@ def merge(parts: list[Any]) -> Any:
     return np.concatenate(parts, axis=0)
 
 
-def _cuts(counts: list[int]) -> list[int]:
-    return np.cumsum(counts)[:-1].tolist()
+def _slices(counts: list[int]) -> list[slice]:
+    """Where each request's rows lie in the merged rows (plain slices: views, and cheaper than ``np.split``)."""
+    ends = list(itertools.accumulate(counts))
+    return [slice(end - count, end) for count, end in zip(counts, ends)]
 
 
 def split(prediction: Any, counts: list[int]) -> list[Any]:
@@ -59,7 +62,7 @@ def split(prediction: Any, counts: list[int]) -> list[Any]:
     if isinstance(prediction, np.ndarray):
         if prediction.ndim == 0 or prediction.shape[0] != total:
             raise Unsplittable(f"an output of shape {prediction.shape} for {total} rows")
-        return np.split(prediction, _cuts(counts))
+        return [prediction[part] for part in _slices(counts)]
     if isinstance(prediction, dict):
         columns = {name: split(value, counts) for name, value in prediction.items()}
         return [{name: parts[i] for name, parts in columns.items()} for i in range(len(counts))]
@@ -69,8 +72,7 @@ def split(prediction: Any, counts: list[int]) -> list[Any]:
     if isinstance(prediction, list):
         if len(prediction) != total:
             raise Unsplittable(f"a list of {len(prediction)} items for {total} rows")
-        bounds = [0, *np.cumsum(counts).tolist()]
-        return [prediction[bounds[i]:bounds[i + 1]] for i in range(len(counts))]
+        return [prediction[part] for part in _slices(counts)]
     raise Unsplittable(f"a {type(prediction).__name__} prediction")
 
 

@@ -1,17 +1,24 @@
-"""Dynamic batching (issue 13, point 2): a small network at 32 clients, batched against unbatched.
+"""Dynamic batching (issue 13, point 2): small networks at 32 clients, batched against unbatched.
 
     .venv/bin/python benchmarks/batching.py [--seconds 5] [--rounds 3] [--threads 4] [--clients 1,32]
+        [--networks pytorch,onnx,gru] [--hidden 256]
 
-Makes one MLP (64 -> 256 -> 256 -> 10, ReLU) as TorchScript (``model.pt``) and as ONNX (the same
-weights, written as MatMul/Add/Relu nodes), each twice: one copy as is (batched: the server's
-default), one with ``batching.json`` ``{"enabled": false}``. ONE multi-model server holds all
-four, so both modes share the process, the threads and the machine; rounds interleave the modes
-and the ratios are taken inside each round. Each request is one row of 64 floats as JSON.
+Networks, each written twice: as is (batched: the server's default) and with ``batching.json``
+``{"enabled": false}``. ONE multi-model server holds them all, so both modes share the process,
+the threads and the machine; rounds interleave the modes and the ratios are taken inside each
+round. ``wrk`` (Debian's package) drives it, one request per row:
 
-Printed per network and client count: req/s, p50 and p99 of each mode, the batched/unbatched
-ratio of req/s and of p50 (median over rounds). Targets: >= 3x req/s at 32 clients, p50 at 1
-client unchanged (ratio ~1.0). ``--threads`` is MODEL_SERVER_WORKER_THREADS (waiting requests
-hold no thread since server/inbox.py, so it no longer bounds a batch).
+- ``pytorch`` and ``onnx``: one MLP (64 -> hidden -> hidden -> 10, ReLU) as TorchScript and as
+  ONNX (the same weights, written as MatMul/Add/Relu nodes); a request is one row of 64 floats.
+- ``gru``: a sequence classifier (a GRU of 64 units over 32 steps of 16 features, then a linear
+  layer to 10 classes) as TorchScript; a request is one sequence, 32 x 16 floats.
+
+The MLP's one-row predict is cheap next to a request's HTTP cost (and past 1024 units it is
+bound by arithmetic, which batching cannot save), so merging saves little there; a recurrent
+network spends a one-row call on per-step overhead that a batch shares, which is where batching
+pays. Printed per network and client count: req/s, p50 and p99 of each mode, the
+batched/unbatched ratio of req/s and of p50 (median over rounds). Targets: >= 3x req/s at 32
+clients, p50 at 1 client unchanged (ratio ~1.0). ``--threads`` is MODEL_SERVER_WORKER_THREADS.
 
 ``--in-process 4,16,32`` measures the worker's side alone instead (decode, predict, encode from
 that many threads in this process, no front): what batching can give once the front's cost is
@@ -30,11 +37,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.loadgen import measure  # noqa: E402
+from benchmarks import wrk  # noqa: E402
 from harness.server import ServerProcess  # noqa: E402
 
 LAYERS = [64, 256, 256, 10]
-NETWORKS = ("pytorch", "onnx")
+STEPS, FEATURES, UNITS, CLASSES = 32, 16, 64, 10  # the GRU's input (steps x features), state and classes
+FRAMEWORKS = {"pytorch": "pytorch", "onnx": "onnx", "gru": "pytorch"}  # network -> the framework serving it
+NETWORKS = tuple(FRAMEWORKS)
 MODES = ("unbatched", "batched")
 
 
@@ -84,13 +93,39 @@ def write_onnx(target: Path, layers) -> None:
     (target / "model.onnx").write_bytes(model.SerializeToString())
 
 
-def build(root: Path) -> None:
+def write_gru(target: Path) -> None:
+    import torch
+
+    class SequenceClassifier(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = torch.nn.GRU(FEATURES, UNITS, batch_first=True)
+            self.head = torch.nn.Linear(UNITS, CLASSES)
+
+        def forward(self, x):
+            _, state = self.gru(x)
+            return self.head(state[-1])
+
+    torch.manual_seed(0)
+    torch.jit.script(SequenceClassifier().eval()).save(str(target / "model.pt"))
+
+
+def body(network: str) -> bytes:
+    """One request's JSON: a row of the MLP's inputs, or one sequence of the GRU's."""
+    rng = np.random.default_rng(1)
+    shape = (1, STEPS, FEATURES) if network == "gru" else (1, LAYERS[0])
+    return json.dumps(rng.normal(size=shape).round(4).tolist()).encode()
+
+
+def build(root: Path, networks: list[str]) -> None:
     layers = weights()
-    for network in NETWORKS:
+    writers = {"pytorch": lambda target: write_torchscript(target, layers), "onnx": lambda target: write_onnx(target, layers),
+               "gru": write_gru}
+    for network in networks:
         for mode in MODES:
             target = root / f"{network}-{mode}"
             target.mkdir(parents=True)
-            (write_torchscript if network == "pytorch" else write_onnx)(target, layers)
+            writers[network](target)
             if mode == "unbatched":
                 (target / "batching.json").write_text(json.dumps({"enabled": False}))
 
@@ -123,18 +158,17 @@ def in_process(root: Path, networks: list[str], threads: list[int], seconds: flo
     from handlers import serving
 
     cpus = len(os.sched_getaffinity(0))
-    body = json.dumps(np.random.default_rng(1).normal(size=(1, LAYERS[0])).round(4).tolist()).encode()
     print(f"\nin process (no front): MLP {'-'.join(map(str, LAYERS))}, {seconds:g} s per point, intra-op threads {cpus}")
     print(f"{'network':8} {'threads':>7} | {'unbatched req/s':>15} | {'batched req/s':>13} | {'x req/s':>7}")
     for network in networks:
-        framework = handlers.get(network)
+        framework = handlers.get(FRAMEWORKS[network])
         if framework.setup is not None:
             framework.setup(cpus)
         for count in threads:
             rates = {}
             for mode in MODES:
-                served = serving.load(root / f"{network}-{mode}", network, "application/json", "inference.py", root)
-                rates[mode] = _rate(served, body, count, seconds)
+                served = serving.load(root / f"{network}-{mode}", FRAMEWORKS[network], "application/json", "inference.py", root)
+                rates[mode] = _rate(served, body(network), count, seconds)
             print(f"{network:8} {count:>7} | {rates['unbatched']:>15,.0f} | {rates['batched']:>13,.0f} | "
                   f"{rates['batched'] / rates['unbatched']:>7.2f}")
 
@@ -150,13 +184,18 @@ def main() -> None:
     parser.add_argument("--in-process", default=None, metavar="THREADS",
                         help="instead: the worker's side alone, from these thread counts (e.g. 4,16,32)")
     args = parser.parse_args()
+    if not args.in_process and not wrk.available():
+        raise SystemExit(wrk.INSTALL_HINT)
     LAYERS[1:3] = [args.hidden, args.hidden]
     clients = [int(c) for c in args.clients.split(",")]
     networks = args.networks.split(",")
+    unknown = set(networks) - set(NETWORKS)
+    if unknown:
+        raise SystemExit(f"unknown networks {sorted(unknown)}; choose from {', '.join(NETWORKS)}")
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "models"
-        build(root)
+        build(root, networks)
         if args.in_process:
             in_process(root, networks, [int(t) for t in args.in_process.split(",")], args.seconds)
             return
@@ -165,27 +204,27 @@ def main() -> None:
             env["MODEL_SERVER_WORKER_THREADS"] = args.threads
         server = ServerProcess(env, Path(tmp) / "server.log")
         try:
-            body = json.dumps(np.random.default_rng(1).normal(size=(1, LAYERS[0])).round(4).tolist()).encode()
             headers = {"Content-Type": "application/json"}
             for network in networks:
                 for mode in MODES:
                     name = f"{network}-{mode}"
                     server.load(name, root / name)
                     for _ in range(50):  # warm up: first calls trace and allocate
-                        assert server.client.post(f"/models/{name}/invoke", content=body, headers=headers).status_code == 200
+                        assert server.client.post(f"/models/{name}/invoke", content=body(network), headers=headers).status_code == 200
             figures: dict = {}
             for round_number in range(args.rounds):
                 for network in networks:
                     for count in clients:
                         for mode in MODES:
                             path = f"/models/{network}-{mode}/invoke"
-                            result = measure(server.port, path, body, headers, count, args.seconds)
+                            result = wrk.run(server.port, [path], body(network), "application/json", count, args.seconds)
                             figures.setdefault((network, count, mode), []).append(result)
                 print(f"round {round_number + 1}/{args.rounds} done", flush=True)
         finally:
             server.stop()
 
-    print(f"\nMLP {'-'.join(map(str, LAYERS))}, one JSON row per request, {args.seconds:g} s per point, "
+    print(f"\nMLP {'-'.join(map(str, LAYERS))}, GRU {UNITS} units over {STEPS}x{FEATURES}; one JSON row or sequence per request, "
+          f"{args.seconds:g} s per point, "
           f"median of {args.rounds} rounds, worker threads: {args.threads or 'default'}")
     print(f"{'network':8} {'clients':>7} | {'unbatched req/s':>15} {'p50 ms':>7} {'p99 ms':>7} | "
           f"{'batched req/s':>13} {'p50 ms':>7} {'p99 ms':>7} | {'x req/s':>7} {'x p50':>6}")

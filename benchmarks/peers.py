@@ -27,8 +27,9 @@ which cannot hold 200 on this machine); unload + reload of one model.
 Then traffic, with ``wrk`` (Debian's package) as the load generator, keep-alive, one row of four
 floats per request in each API's own form, to 127.0.0.1 only: one hot scikit-learn model and
 one XGBoost model at 1, 8 and 32 clients; the ``--models`` models at 1, 8 and 32 clients with
-the model of each request drawn uniformly and by Zipf's law; a small TorchScript MLP at 1 and
-32 clients. Rounds are interleaved: each round runs every case on every server in turn (the
+the model of each request drawn uniformly and by Zipf's law, and uniformly over their
+scikit-learn half alone (``many-sklearn``: one framework's worker, as the one hot model has); a
+small TorchScript MLP at 1 and 32 clients. Rounds are interleaved: each round runs every case on every server in turn (the
 order rotating each round), and the ratios (ours / each other server) are taken inside each
 round, so that a noisy neighbour on the shared machine hits both sides of a ratio alike. The
 tables print each round and the median over rounds. Sizes: ``--rounds 1 --duration 2
@@ -61,7 +62,7 @@ NOT_SERVED = ("–: not served. multi-model-server and TorchServe start worker p
 
 
 def cases(clients: list[int]) -> list[tuple[str, int]]:
-    table = [(case, c) for case in ("sklearn", "xgboost", "many-uniform", "many-zipf") for c in clients]
+    table = [(case, c) for case in ("sklearn", "xgboost", "many-uniform", "many-zipf", "many-sklearn") for c in clients]
     return table + [("torch", 1), ("torch", max(clients))]
 
 
@@ -140,7 +141,10 @@ def serves(server, case: str) -> bool:
 
 
 def drive(server, case: str, clients: int, seconds: float, hot: dict, many: list, zipf: float) -> dict:
-    names = [m.name for m in many] if case.startswith("many") else [hot[case].name]
+    if case == "many-sklearn":  # one framework's share of the many: against the one scikit-learn model
+        names = [m.name for m in many if m.kind == "sklearn"]
+    else:
+        names = [m.name for m in many] if case.startswith("many") else [hot[case].name]
     body, content_type = server.request()
     return wrk.run(server.port, [server.path(name) for name in names], body, content_type, clients, seconds,
                    zipf=zipf if case == "many-zipf" else None)

@@ -148,8 +148,8 @@ def test_default_accept_comes_from_the_environment(start_server, tmp_path):
 
 
 def test_a_model_that_takes_missing_values_gets_them(start_server, tmp_path):
-    """Finite rows skip scikit-learn's own finiteness check (handlers/frameworks/sklearn.py);
-    rows with NaN still reach a model that handles them, answered as in-process."""
+    """Rows with NaN reach a model that handles them (HistGradientBoosting), answered as
+    in-process, while the LogisticRegression above refuses them with a 400."""
     import joblib
     from sklearn.ensemble import HistGradientBoostingClassifier
 

@@ -7,8 +7,6 @@ import importlib
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from handlers import libsvm, rows
 from handlers.base import Framework, first_match
 from handlers.codecs import as_rows
@@ -55,21 +53,11 @@ def load(artifact: Path):
 
 def predict(model, data, context=None):
     """``predict``; for a transformer (a preprocessing step of a pipeline), ``transform``.
-    Sparse input (libsvm, sparse RecordIO) is made dense: not every estimator takes sparse rows.
-
-    Float rows that are all finite are predicted with scikit-learn's ``assume_finite``: its own
-    check of them (~10 µs of a ~80 µs one-row ``predict``) could only pass. Rows holding NaN or
-    infinity are checked as usual, so a model that refuses them still says so, and one that
-    takes them (HistGradientBoosting, an imputer) still gets them."""
+    Sparse input (libsvm, sparse RecordIO) is made dense: not every estimator takes sparse rows."""
     expected = getattr(model, "n_features_in_", None)
     rows = as_rows(libsvm.dense(data, expected), expected)
     method = model.predict if hasattr(model, "predict") else model.transform
     try:
-        if isinstance(rows, np.ndarray) and rows.dtype.kind == "f" and np.isfinite(rows).all():
-            from sklearn import config_context
-
-            with config_context(assume_finite=True):
-                return method(rows)
         return method(rows)
     except (ValueError, TypeError) as err:
         raise BadInput(f"the model cannot predict on this input: {err}") from None

@@ -162,7 +162,6 @@ def test_a_model_that_takes_missing_values_gets_them(start_server, tmp_path):
     joblib.dump(model, directory / "model.joblib")
     server = start_server(MODEL_SERVER_MODEL_DIR=directory)
     rows = X[:10]
-    body = "\n".join(",".join(str(float(v)) for v in row) for row in rows).encode()
-    response = server.client.post("/invocations", content=body, headers={"Content-Type": "text/csv"})
+    response = server.client.post("/invocations", content=BODIES["text/csv"](rows), headers={"Content-Type": "text/csv"})
     assert response.status_code == 200, response.text
     assert response.json() == model.predict(rows).tolist()

@@ -161,14 +161,14 @@ def in_process(root: Path, networks: list[str], threads: list[int], seconds: flo
     print(f"\nin process (no front): MLP {'-'.join(map(str, LAYERS))}, {seconds:g} s per point, intra-op threads {cpus}")
     print(f"{'network':8} {'threads':>7} | {'unbatched req/s':>15} | {'batched req/s':>13} | {'x req/s':>7}")
     for network in networks:
-        framework = handlers.get(FRAMEWORKS[network])
+        framework, request = handlers.get(FRAMEWORKS[network]), body(network)
         if framework.setup is not None:
             framework.setup(cpus)
         for count in threads:
             rates = {}
             for mode in MODES:
                 served = serving.load(root / f"{network}-{mode}", FRAMEWORKS[network], "application/json", "inference.py", root)
-                rates[mode] = _rate(served, body(network), count, seconds)
+                rates[mode] = _rate(served, request, count, seconds)
             print(f"{network:8} {count:>7} | {rates['unbatched']:>15,.0f} | {rates['batched']:>13,.0f} | "
                   f"{rates['batched'] / rates['unbatched']:>7.2f}")
 
@@ -205,19 +205,20 @@ def main() -> None:
         server = ServerProcess(env, Path(tmp) / "server.log")
         try:
             headers = {"Content-Type": "application/json"}
+            bodies = {network: body(network) for network in networks}
             for network in networks:
                 for mode in MODES:
                     name = f"{network}-{mode}"
                     server.load(name, root / name)
                     for _ in range(50):  # warm up: first calls trace and allocate
-                        assert server.client.post(f"/models/{name}/invoke", content=body(network), headers=headers).status_code == 200
+                        assert server.client.post(f"/models/{name}/invoke", content=bodies[network], headers=headers).status_code == 200
             figures: dict = {}
             for round_number in range(args.rounds):
                 for network in networks:
                     for count in clients:
                         for mode in MODES:
                             path = f"/models/{network}-{mode}/invoke"
-                            result = wrk.run(server.port, [path], body(network), "application/json", count, args.seconds)
+                            result = wrk.run(server.port, [path], bodies[network], "application/json", count, args.seconds)
                             figures.setdefault((network, count, mode), []).append(result)
                 print(f"round {round_number + 1}/{args.rounds} done", flush=True)
         finally:

@@ -29,8 +29,8 @@ floats per request in each API's own form, to 127.0.0.1 only: one hot scikit-lea
 one XGBoost model at 1, 8 and 32 clients; the ``--models`` models at 1, 8 and 32 clients with
 the model of each request drawn uniformly and by Zipf's law, and uniformly over their
 scikit-learn half alone (``many-sklearn``: one framework's worker, as the one hot model has); a
-small TorchScript MLP at 1 and 32 clients. Rounds are interleaved: each round runs every case on every server in turn (the
-order rotating each round), and the ratios (ours / each other server) are taken inside each
+small TorchScript MLP at 1 and 32 clients. Rounds are interleaved: each round runs every case
+on every server in turn (the order rotating each round), and the ratios (ours / each other server) are taken inside each
 round, so that a noisy neighbour on the shared machine hits both sides of a ratio alike. The
 tables print each round and the median over rounds. Sizes: ``--rounds 1 --duration 2
 --models 50`` is a quick run (~5 minutes once the venvs exist); the defaults 20 to 30 minutes.

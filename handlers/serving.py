@@ -16,8 +16,8 @@ from typing import Any
 import handlers
 from handlers import batching, user_code
 from handlers.base import Framework
-from handlers.context import Context
-from handlers.errors import ModelLoadError
+from handlers.context import Context, checked_headers
+from handlers.errors import ModelLoadError, ServingError
 from handlers.rows import USER_SPEC, BatchSpec
 
 
@@ -73,7 +73,8 @@ class ServedModel:
                 if hooks.transform_fn is not None:
                     result = hooks.transform_fn(context, self.model, user_code.body_for_user(body, content_type),
                                                 content_type, headers.get("accept"))
-                    results[index] = self._answer(user_code.as_response(result, headers.get("accept"), context), context, 1)
+                    encoded = user_code.as_response(result, headers.get("accept"), context, "transform_fn")
+                    results[index] = self._answer(encoded, context, 1)
                 elif hooks.input_fn is not None:
                     decoded.append((index, hooks.input_fn(context, user_code.body_for_user(body, content_type), content_type), context))
                 else:
@@ -91,7 +92,7 @@ class ServedModel:
             accept = requests[index][1].get("accept")
             try:
                 if hooks.output_fn is not None:
-                    encoded = user_code.as_response(hooks.output_fn(context, outcome.value, accept), accept, context)
+                    encoded = user_code.as_response(hooks.output_fn(context, outcome.value, accept), accept, context, "output_fn")
                 else:
                     encoded = framework.encode(outcome.value, accept, context)
                 results[index] = self._answer(encoded, context, outcome.size)
@@ -101,7 +102,15 @@ class ServedModel:
 
     @staticmethod
     def _answer(encoded: tuple[bytes, str], context: Context, batch: int) -> Answer:
-        return Answer(encoded[0], encoded[1], context.response_headers, batch)
+        """The Answer of one request, checked: the worker serialises its fields with no more
+        checks, and a wrong type found there would fail the whole group, not this request."""
+        body, content_type = encoded
+        if isinstance(body, (bytearray, memoryview)):
+            body = bytes(body)
+        if not isinstance(body, bytes) or not isinstance(content_type, str):
+            raise ServingError(f"the answer's body is {type(body).__name__} and its content type "
+                               f"{type(content_type).__name__}; expected bytes and str")
+        return Answer(body, content_type, checked_headers(context.response_headers), batch)
 
     def _predict_alone(self, data: Any, context: Context) -> batching.Outcome:
         try:

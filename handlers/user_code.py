@@ -26,7 +26,7 @@ from typing import Any
 
 from handlers import codecs
 from handlers.context import Context
-from handlers.errors import ModelLoadError
+from handlers.errors import USER_MODULE_PREFIX, ModelLoadError, ServingError
 
 log = logging.getLogger("user_code")
 Hook = Callable[..., Any]  # a user hook wrapped to take the context first
@@ -93,7 +93,7 @@ def import_user_module(model_dir: Path, program: str, packages: Path | None, cod
     from other models' code, even from other models served by the same ``code``."""
     code = code or code_dir(model_dir)
     path = code / program
-    name = "user_code_" + hashlib.sha256(str(model_dir).encode()).hexdigest()[:16]
+    name = USER_MODULE_PREFIX + hashlib.sha256(str(model_dir).encode()).hexdigest()[:16]
     with import_lock:
         before = set(sys.modules)
         extra = [str(code)] + ([str(packages)] if packages else [])
@@ -138,7 +138,12 @@ def _response_type(accept: str | None, context: Context) -> str:
     return context.default_accept
 
 
-def as_response(result: Any, accept: str | None, context: Context) -> tuple[bytes, str]:
+def as_response(result: Any, accept: str | None, context: Context, hook: str) -> tuple[bytes, str]:
+    """The body and content type of what ``hook`` returned (``body`` or ``(body, content_type)``).
+
+    Checked here, while the failure is still this request's own: a wrong type found later, as
+    the worker serialises its reply, would take the other requests of its group with it.
+    """
     if isinstance(result, tuple) and len(result) == 2:
         body, content_type = result
     else:
@@ -146,8 +151,10 @@ def as_response(result: Any, accept: str | None, context: Context) -> tuple[byte
     if isinstance(body, str):
         body = body.encode()
     elif not isinstance(body, (bytes, bytearray, memoryview)):
-        raise TypeError(f"the hook returned {type(body).__name__}; it must return bytes or str")
-    return bytes(body), content_type
+        raise ServingError(f"{hook} returned {type(body).__name__}; it must return bytes or str")
+    if not isinstance(content_type, str):
+        raise ServingError(f"{hook} returned a content type of type {type(content_type).__name__}; expected str")
+    return bytes(body), str.__str__(content_type)
 
 
 @dataclass(frozen=True)

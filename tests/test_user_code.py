@@ -86,6 +86,13 @@ def predict_fn(data, model):
     return model.predict(data) + {offset}
 """
 
+# output_fn answering a content type of the wrong type: the worker must refuse it with that request's
+# own 500, not meet it while serialising the reply.
+BYTES_CONTENT_TYPE = """
+def output_fn(prediction, accept):
+    return b"ok", b"text/plain"
+"""
+
 IMPORTS_SIBLING = """
 from helper import VALUE
 
@@ -125,6 +132,7 @@ def root(tmp_path_factory):
     sklearn_model(root / "toolkit" / "model", code=TOOLKIT_ERRORS)
     sklearn_model(root / "plus10" / "model", code=ONLY_PREDICT.format(offset=10))
     sklearn_model(root / "plus20" / "model", code=ONLY_PREDICT.format(offset=20))
+    sklearn_model(root / "bytestype" / "model", code=BYTES_CONTENT_TYPE)
     for name, value in (("sib1", 1), ("sib2", 2)):
         directory = sklearn_model(root / name / "model", code=IMPORTS_SIBLING)
         (directory / "code" / "helper.py").write_text(f"VALUE = {value}\n")
@@ -197,6 +205,22 @@ def test_toolkit_codecs_and_error_status_codes(server, root):
     assert forbidden.status_code == 403 and "forbidden input" in forbidden.json()["message"]
     unsupported = server.client.post("/models/toolkit/invoke", content=b"x", headers={"Content-Type": "application/x-unknown"})
     assert unsupported.status_code == 415 and "application/x-unknown" in unsupported.json()["message"]
+
+
+def test_a_content_type_that_is_not_a_string_fails_its_request_and_not_its_worker(server, root):
+    server.load("bytestype", root / "bytestype" / "model")
+    server.load("healthy", root / "plus10" / "model")
+    body = "\n".join(",".join(str(v) for v in row) for row in rows())
+    response = server.client.post("/models/bytestype/invoke", content=body, headers=CSV)
+    assert response.status_code == 500
+    assert response.json() == {"code": 500, "type": "InternalServerException",
+                               "message": "output_fn returned a content type of type bytes; expected str"}
+    model, _ = classifier()
+    healthy = server.client.post("/models/healthy/invoke", content=body, headers=CSV)
+    assert healthy.status_code == 200 and healthy.json() == (model.predict(rows()) + 10).tolist()
+    pids = {server.client.get(f"/models/{name}").json()["workerPid"] for name in ("bytestype", "healthy")}
+    assert len(pids) == 1  # the same sklearn worker answered both
+    assert server.client.post("/models/bytestype/invoke", content=body, headers=CSV).status_code == 500
 
 
 def test_models_with_different_code_stay_apart(server, root):

@@ -73,6 +73,7 @@ class GuardedProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.read_timer: asyncio.TimerHandle | None = None
         self.header_bytes: int | None = None  # None: not reading a request's headers
+        self.header_lines = 0  # bytes of the request line's target and header lines parsed
         self.discarding = False  # answered and closing: what comes in is dropped
 
     # ------------------------------------------------------------ the connection
@@ -111,27 +112,53 @@ class GuardedProtocol(HttpToolsProtocol):
 
     # ------------------------------------------------------------ a request's reading
 
+    # Header bytes are counted twice over: what arrives while a request's headers are incomplete
+    # (the parser holds a header line it has not finished, however long), and each line the
+    # parser hands over (headers that come whole in one read, past the first count).
+
     def data_received(self, data: bytes) -> None:
         if self.discarding:
             return
-        super().data_received(data)
-        if self.header_bytes is not None and not self.transport.is_closing():
+        if self.header_bytes is not None:
             self.header_bytes += len(data)
             if self.header_bytes > MAX_HEADER_BYTES:
-                self.refuse(431, f"request headers exceed {MAX_HEADER_BYTES} bytes")
+                self.refuse_headers()
+                return
+        super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.header_bytes = 0
+        self.header_lines = 0
         self.waiting.setdefault(self, None)
         self.start_timer(HEADER_TIMEOUT_SECONDS, 408, f"request headers took over {HEADER_TIMEOUT_SECONDS:g} s")
 
+    def on_url(self, url: bytes) -> None:
+        self.header_lines += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_lines += len(name) + len(value) + 4  # ": " and CRLF
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
         self.header_bytes = None
+        if self.header_lines > MAX_HEADER_BYTES:
+            self.refuse_headers()
+            return
         self.start_timer(self.body_seconds, None, "")
         super().on_headers_complete()
 
+    def on_body(self, body: bytes) -> None:
+        if not self.discarding:
+            super().on_body(body)
+
+    def refuse_headers(self) -> None:
+        self.refuse(431, f"request headers exceed {MAX_HEADER_BYTES} bytes")
+
     def on_message_complete(self) -> None:
+        if self.discarding:
+            return
         self.stop_timer()
         self.waiting.pop(self, None)  # the request is whole: now the server is the one working
         super().on_message_complete()

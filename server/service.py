@@ -48,8 +48,15 @@ class ModelService:
     def spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coroutine, name=name)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._finished)
         return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        """Forget a finished background task, logging what it raised (a worker that died under
+        an abandoned load's unload, say) in one line rather than as a "never retrieved" traceback."""
+        self.tasks.discard(task)
+        if not task.cancelled() and (err := task.exception()) is not None:
+            log.warning("background task %s failed: %s: %s", task.get_name(), type(err).__name__, err)
 
     async def start(self) -> None:
         if self.settings.accel_report:  # MODEL_SERVER_ACCEL_REPORT: one log line, in a child process
@@ -285,6 +292,8 @@ class ModelService:
                 raise entry.failure
             if entry.state != "ready":
                 raise NotFound("model is not loaded")
+        if not entry.replicas or self.registry.get(name) is not entry:
+            raise NotFound("model is not loaded")  # unloaded while this request waited for its load
         entry.invocations += 1
         entry.last_invoked_at = time.time()
         worker = self._route(entry)

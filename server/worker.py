@@ -110,8 +110,18 @@ class Worker:
         self.send_all([(header, body)])
 
     def send_all(self, frames: list[tuple[Mapping[str, Any], bytes]]) -> None:
-        """Write frames in one system call when they are small, each part as it is when not."""
-        parts = [part for header, body in frames for part in pack(header, body)]
+        """Write frames in one system call when they are small, each part as it is when not. A
+        reply that cannot be written (user code put bytes in a header, say) goes as a 500."""
+        parts = []
+        for header, body in frames:
+            try:
+                if not isinstance(body, (bytes, bytearray, memoryview)):
+                    raise TypeError(f"the body is {type(body).__name__}, not bytes")
+                parts.extend(pack(header, body))
+            except (TypeError, ValueError) as err:
+                log.error("the reply to frame %s could not be written: %s", header.get("id"), err)
+                unwritable = ServingError(f"the reply could not be written: {err}", 500)
+                parts.extend(pack({"id": header["id"], "status": 500, "error": unwritable.message, "type": unwritable.kind}))
         with self.write_lock:
             if sum(len(part) for part in parts) <= 1 << 16:
                 self.sock.sendall(b"".join(parts))
@@ -192,6 +202,14 @@ class Worker:
         except OSError:
             pass  # the front is gone; the reading thread notices and the worker exits
 
+    def answer_failed(self, frames: list[tuple[dict[str, Any], bytes]]) -> None:
+        """Answer frames whose work failed past every other handler: a 500 each, so that the
+        front is not left waiting for the timeout."""
+        try:
+            self.send_all([(self.failure(header, ServingError("internal error", 500)), b"") for header, _ in frames])
+        except OSError:
+            pass
+
     def ping(self, header: Request, body: bytes) -> tuple[PingReply, bytes]:
         return {"id": header["id"], "status": 200, "models": len(self.models)}, b""
 
@@ -209,7 +227,11 @@ class Worker:
     @staticmethod
     def failure(header: Mapping[str, Any], err: BaseException) -> Reply:
         """The reply of an operation that failed, and its line in the log."""
-        failure = describe(err)
+        try:
+            failure = describe(err)
+        except BaseException:  # noqa: BLE001 - an exception that cannot even be described
+            log.exception("describing a %s failed", type(err).__name__)
+            failure = ServingError(f"internal error: {type(err).__name__}", 500)
         level = logging.ERROR if failure.status >= 500 else logging.INFO
         log.log(level, "%s %s failed (%d): %s", header["op"], header.get("key"), failure.status, failure.message)
         if failure.status >= 500:
@@ -237,6 +259,9 @@ class Worker:
                         self.invoke(work.frames)  # type: ignore[arg-type]
                     else:
                         self.handle(*work.frames[0])
+                except BaseException:  # noqa: BLE001 - a bug of ours costs this work, never the thread
+                    log.exception("%s failed unanswered", work.frames[0][0]["op"])
+                    self.answer_failed(work.frames)
                 finally:
                     self.inbox.done(work)
 

@@ -22,6 +22,7 @@ from server.protocol import HELLO_ID, PREFIX, SHUTDOWN_ID, Op, WorkerConfig, pac
 log = logging.getLogger("workers")
 Frame = tuple[dict[str, Any], bytes]  # a reply: header and body
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EXIT_GRACE_SECONDS = 1.0  # after the process exits, how long its socket may stay open before it is closed
 
 
 class WorkerDied(Exception):
@@ -61,6 +62,7 @@ class WorkerProcess:
         self.unanswered: set[int] = set()  # ids sent and not answered, timed-out ones included
         self.in_flight: dict[int, str] = {}  # id -> model name, of loads and invokes not answered
         self.died_with: set[str] = set()  # the models it was working on when it died
+        self.tasks: set[asyncio.Task[None]] = set()  # its reader and exit watcher, held until they end
 
     @property
     def pid(self) -> int | None:
@@ -83,7 +85,8 @@ class WorkerProcess:
         reader, self.writer = await asyncio.open_unix_connection(sock=parent, limit=2**20)
         hello: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
         self.pending[HELLO_ID] = hello
-        asyncio.create_task(self._read(reader), name=f"read-{self.name}")
+        self.tasks = {asyncio.create_task(self._read(reader), name=f"read-{self.name}"),
+                      asyncio.create_task(self._watch_exit(), name=f"exit-{self.name}")}
         try:
             header, _ = await asyncio.wait_for(hello, timeout)
         except (TimeoutError, WorkerDied):
@@ -105,8 +108,25 @@ class WorkerProcess:
                     future.set_result((header, body))
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except Exception as err:  # noqa: BLE001 - bytes that are no frame: the worker cannot be trusted
+            log.error("worker %s sent a malformed frame (%s: %s): killing it", self.name, type(err).__name__, err)
+            await self.kill()
         finally:
             await self._reap()
+
+    async def _watch_exit(self) -> None:
+        """End the connection when the process has exited but its socket has not closed: a
+        process user code forked still holds a copy of it, and no end of file would ever come,
+        so the worker would be dead without anyone knowing. The reader gets a moment to take
+        the last answers first."""
+        assert self.process is not None
+        await self.process.wait()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.exited), EXIT_GRACE_SECONDS)
+        except TimeoutError:
+            log.warning("worker %s exited, but a process it started holds its socket: closing it", self.name)
+            if self.writer is not None:
+                self.writer.transport.abort()
 
     async def _reap(self) -> None:
         if self.process is not None:

@@ -161,3 +161,59 @@ def test_a_wedged_worker_is_killed_restarted_and_its_models_reloaded(start_serve
     assert server.client.get("/models/plain").json()["workerPid"] != pid
     assert "answered nothing" in server.log()
     assert 'worker_hangs_total{framework="sklearn"} 1.0' in server.client.get("/metrics").text
+
+
+def test_a_request_waiting_on_a_load_that_is_then_unloaded_is_404(start_server, root):
+    slow_load = """
+    import time, joblib, os
+
+    def model_fn(model_dir):
+        time.sleep(2)
+        return joblib.load(os.path.join(model_dir, "model.joblib"))
+    """
+    sklearn_model(root / "slowload" / "model", code=slow_load)
+    server = start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=root)
+    with ThreadPoolExecutor(3) as pool:
+        loading = pool.submit(server.load, "slowload", root / "slowload" / "model")
+        time.sleep(0.5)
+        unloading = pool.submit(server.client.delete, "/models/slowload")
+        time.sleep(0.3)
+        invoking = pool.submit(server.client.post, "/models/slowload/invoke", content=b"1,2,3,4", headers=CSV)
+        loading.result()
+        assert unloading.result().status_code == 200
+        answer = invoking.result()
+    assert answer.status_code == 404, answer.text  # the platform loads it again and retries
+    assert "not loaded" in answer.json()["message"]
+    assert server.client.get("/models/slowload").status_code == 404
+
+
+def test_a_worker_whose_user_code_forked_is_still_noticed_dead(start_server, root):
+    """The forked child holds the worker's socket, so its end never comes: the process's exit must
+    be enough, and the child goes with the worker's process group."""
+    forking = """
+    import os, time
+
+    def predict_fn(data, model):
+        child = os.fork()
+        if child == 0:
+            time.sleep(600)
+            os._exit(0)
+        with open(os.path.join(os.path.dirname(__file__), "child.pid"), "w") as out:
+            out.write(str(child))
+        os._exit(3)
+    """
+    sklearn_model(root / "forker" / "model", code=forking)
+    server = start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=root, SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS="20")
+    server.load("plain", root / "plain" / "model")
+    server.load("forker", root / "forker" / "model")
+    started = time.monotonic()
+    response = server.client.post("/models/forker/invoke", content=b"1,2,3,4", headers=CSV)
+    assert response.status_code == 503 and "exit code 3" in response.json()["message"]
+    assert time.monotonic() - started < 10  # not the 20 s timeout
+    child = int((root / "forker" / "model" / "code" / "child.pid").read_text())
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+    assert server.client.post("/models/plain/invoke", content=b"1,2,3,4", headers=CSV).status_code == 200
+    assert "holds its socket" in server.log()

@@ -1,0 +1,56 @@
+"""The worker's replies (server/worker.py) in-process, on a real socket pair: whatever goes
+wrong while a reply is made or written, the front gets an answer for every frame it sent."""
+
+import socket
+
+import pytest
+
+from server.inbox import FrameReader
+from server.protocol import Op, WorkerConfig
+from server.worker import Worker
+
+
+@pytest.fixture
+def pair():
+    front, worker = socket.socketpair()
+    front.settimeout(5)
+    config = WorkerConfig(framework="sklearn", name="sklearn-0", threads=1, load_threads=1, default_accept="application/json",
+                          log_level="INFO", program="inference.py", intra_op_threads=1, packages_root="packages")
+    yield FrameReader(front), Worker(config, worker)
+    front.close()
+    worker.close()
+
+
+def test_a_reply_that_cannot_be_written_goes_as_a_500_and_its_neighbours_as_they_are(pair):
+    front, worker = pair
+    worker.send_all([
+        ({"id": 1, "status": 200, "headers": {"x-b": b"bytes"}}, b"[1]"),  # bytes are no JSON
+        ({"id": 2, "status": 200}, "text, not bytes"),  # type: ignore[list-item]
+        ({"id": 3, "status": 200}, b"[2]"),
+    ])
+    replies = front.read(timeout=5)
+    assert [header["id"] for header, _ in replies] == [1, 2, 3]
+    assert [header["status"] for header, _ in replies] == [500, 500, 200]
+    assert "could not be written" in replies[0][0]["error"] and "the body is str" in replies[1][0]["error"]
+    assert replies[2][1] == b"[2]"
+
+
+class Undescribable(Exception):
+    def __str__(self):
+        raise RuntimeError("no str")
+
+    @property
+    def message(self):
+        raise RuntimeError("no message")
+
+
+def test_a_failure_that_cannot_be_described_still_becomes_a_reply():
+    reply = Worker.failure({"id": 7, "op": Op.INVOKE, "key": "m"}, Undescribable())
+    assert reply["id"] == 7 and reply["status"] == 500 and "Undescribable" in reply["error"]
+
+
+def test_work_that_fails_past_every_handler_is_answered_500(pair):
+    front, worker = pair
+    worker.answer_failed([({"id": 4, "op": Op.INVOKE, "key": "m"}, b""), ({"id": 5, "op": Op.INVOKE, "key": "m"}, b"")])
+    replies = front.read(timeout=5)
+    assert [(header["id"], header["status"]) for header, _ in replies] == [(4, 500), (5, 500)]

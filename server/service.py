@@ -28,7 +28,7 @@ from server.workers import WorkerDied, WorkerProcess
 log = logging.getLogger("service")
 
 SINGLE_MODEL_NAME = "model"
-QUARANTINE_DEATHS = 2  # deaths of its worker with a model in flight that quarantine it...
+QUARANTINE_DEATHS = 2  # deaths of its worker with a model running that quarantine it...
 QUARANTINE_WINDOW_SECONDS = 600.0  # ...within this long
 REPLICATE_AFTER_SECONDS = 0.5  # how long a model's workers stay saturated before it gets another replica
 
@@ -272,7 +272,11 @@ class ModelService:
     # ------------------------------------------------------------------ invoke
 
     async def invoke(self, name: str, body: bytes, headers: dict[str, str]) -> tuple[dict[str, Any], bytes]:
-        """Run one request on the model's worker: (reply header, body). ``headers`` are lower-case."""
+        """Run one request on the model's worker: (reply header, body). ``headers`` are lower-case.
+
+        A request that was only waiting in a worker's inbox when the worker died (its model was
+        not running there) is sent again once the model is reloaded: it never started, so the
+        client need not see the crash of a neighbour."""
         entry = self.registry.get(name)
         if entry is None:
             metrics.cache_misses.inc()
@@ -283,25 +287,23 @@ class ModelService:
             metrics.cache_hits.inc()
         else:
             metrics.cache_misses.inc()
-            try:
-                await asyncio.wait_for(entry.ready.wait(), timeout)
-            except TimeoutError:
-                raise ServingError("the model is still loading; retry shortly", 503) from None
+            await self._until_ready(entry, timeout)
             metrics.loading_wait_time.observe(time.perf_counter() - started)
-            if entry.state == "quarantined" and entry.failure is not None:
-                raise entry.failure
-            if entry.state != "ready":
-                raise NotFound("model is not loaded")
-        if not entry.replicas or self.registry.get(name) is not entry:
-            raise NotFound("model is not loaded")  # unloaded while this request waited for its load
         entry.invocations += 1
         entry.last_invoked_at = time.time()
-        worker = self._route(entry)
         header = {"op": Op.INVOKE, "key": name, "headers": headers}
         status = 500
         try:
-            remaining = max(0.001, timeout - (time.perf_counter() - started))
-            reply, out = await worker.call(header, body, timeout=remaining)
+            while True:
+                worker = self._route(entry)
+                try:
+                    reply, out = await worker.call(header, body, timeout=self._left(started))
+                    break
+                except WorkerDied as died:
+                    if died.started:
+                        raise
+                    log.info("a request to %r waited in %s when it died: sending it again after the reload", name, worker.name)
+                    await self._until_reloaded(entry, worker, started)
             status = reply["status"]
             if "batch" in reply:
                 metrics.invocation_batch_size.labels(entry.framework).observe(reply["batch"])
@@ -319,9 +321,37 @@ class ModelService:
                 f"the worker serving this model died during the request ({died.worker.exit_description()}); "
                 "it is being restarted and the model reloaded", 503,
             ) from None
+        except ServingError as err:
+            status = err.status
+            raise
         finally:
             metrics.invocations.labels(entry.framework, str(status)).inc()
             metrics.invocation_latency.labels(entry.framework).observe(time.perf_counter() - started)
+
+    async def _until_reloaded(self, entry: ModelEntry, dead: WorkerProcess, started: float) -> None:
+        """Wait for the model's reload after ``dead`` died. The pool hears of the death a moment
+        after the calls in flight fail: until it has taken the dead replica away, the model still
+        looks ready."""
+        while dead in entry.replicas and self.registry.get(entry.name) is entry:
+            if self._left(started) <= 0.001:
+                raise ServingError("the model is being reloaded after its worker died; retry shortly", 503)
+            await asyncio.sleep(0.01)
+        await self._until_ready(entry, self._left(started))
+
+    def _left(self, started: float) -> float:
+        return max(0.001, self.settings.timeout_seconds - (time.perf_counter() - started))
+
+    async def _until_ready(self, entry: ModelEntry, timeout: float) -> None:
+        """Wait for a model's (re)load; the error its request meets if it fails, is quarantined,
+        or is unloaded meanwhile."""
+        try:
+            await asyncio.wait_for(entry.ready.wait(), timeout)
+        except TimeoutError:
+            raise ServingError("the model is still loading; retry shortly", 503) from None
+        if entry.state == "quarantined" and entry.failure is not None:
+            raise entry.failure
+        if entry.state != "ready" or not entry.replicas or self.registry.get(entry.name) is not entry:
+            raise NotFound("model is not loaded")  # its load failed, or it was unloaded while this request waited
 
     # ------------------------------------------------------------------ replicas
 
@@ -364,7 +394,7 @@ class ModelService:
 
     def worker_died(self, worker: WorkerProcess) -> None:
         """Its models lose that replica; one left with none stays listed, as LOADING, and requests
-        to it wait for the reload. A model that was being served or loaded when its worker died
+        to it wait for the reload. A model that was running (not merely waiting) when its worker died
         for the second time within QUARANTINE_WINDOW_SECONDS is quarantined instead: not
         reloaded, answering a 500 that says so until it is unloaded and loaded again, so that its
         neighbours stop paying for it."""
@@ -388,7 +418,7 @@ class ModelService:
     def _quarantine(self, entry: ModelEntry, worker: WorkerProcess) -> None:
         entry.state = "quarantined"
         entry.failure = ServingError(
-            f"this model was in flight each of the {len(entry.deaths)} times its worker died "
+            f"this model was running each of the {len(entry.deaths)} times its worker died "
             f"(last: {worker.exit_description()}); it is quarantined: unload it and load it again to retry", 500,
         )
         replicas, entry.replicas = entry.replicas, []
@@ -397,7 +427,7 @@ class ModelService:
             self.spawn(self._release(other, entry.name), f"quarantine-{entry.name}")
         entry.ready.set()
         metrics.quarantines.labels(entry.framework).inc()
-        log.error("quarantined %r: in flight at %d deaths of its %s worker", entry.name, len(entry.deaths), entry.framework)
+        log.error("quarantined %r: running at %d deaths of its %s worker", entry.name, len(entry.deaths), entry.framework)
 
     def worker_replaced(self, dead: WorkerProcess, worker: WorkerProcess) -> None:
         orphans = self.lost.pop(dead, [])

@@ -53,6 +53,7 @@ from server.protocol import (
     WorkerConfig,
     pack,
 )
+from server.running import RunningTable
 
 log = logging.getLogger("worker")
 Runner = Callable[[Any, bytes], tuple[Any, bytes]]
@@ -87,9 +88,10 @@ def die_with_the_front(front_pid: int) -> None:
 
 
 class Worker:
-    def __init__(self, config: WorkerConfig, sock: socket.socket):
+    def __init__(self, config: WorkerConfig, sock: socket.socket, running: RunningTable):
         self.config = config
         self.sock = sock
+        self.running = running
         self.inbox = Inbox(FrameReader(sock), self.grouping)
         self.write_lock = threading.Lock()
         self.models: dict[str, serving.ServedModel] = {}
@@ -143,12 +145,14 @@ class Worker:
         config = self.config
         with self.models_lock:
             self.loading.setdefault(key, set()).add(header["id"])
+        slot = self.running.claim(header["id"])
         try:
             served = serving.load(
                 Path(header["path"]), config.framework, config.default_accept, config.program, Path(config.packages_root),
                 Path(config.submit_dir) if config.submit_dir else None, config.batching,
             )
         finally:
+            self.running.release(slot)
             with self.models_lock:
                 self.loading[key].discard(header["id"])
                 if not self.loading[key]:
@@ -252,8 +256,9 @@ class Worker:
 
     def serve(self) -> None:
         """Run the worker's threads until the front goes away or says to stop."""
-        def take_turns() -> None:
+        def take_turns(slot: int) -> None:
             while (work := self.inbox.take()) is not None:
+                self.running.mark(slot, work.frames[0][0]["id"])
                 try:
                     if work.frames[0][0]["op"] == Op.INVOKE:
                         self.invoke(work.frames)  # type: ignore[arg-type]
@@ -263,9 +268,10 @@ class Worker:
                     log.exception("%s failed unanswered", work.frames[0][0]["op"])
                     self.answer_failed(work.frames)
                 finally:
+                    self.running.clear(slot)
                     self.inbox.done(work)
 
-        threads = [threading.Thread(target=take_turns, name=f"serve-{index}", daemon=True)
+        threads = [threading.Thread(target=take_turns, args=(index,), name=f"serve-{index}", daemon=True)
                    for index in range(self.config.threads)]
         for thread in threads:
             thread.start()
@@ -274,7 +280,7 @@ class Worker:
 
 def main() -> None:
     config = WorkerConfig.from_json(sys.argv[1])
-    fd, front_pid = int(sys.argv[2]), int(sys.argv[3])
+    fd, front_pid, running_fd = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     setup_logging(config.log_level, f"worker[{config.name}]")
     die_with_the_front(front_pid)
     # Ctrl-C in a terminal reaches the whole process group: the front decides when workers end.
@@ -293,7 +299,7 @@ def main() -> None:
     # that an unload's gc.collect() traverses only what models allocated (140 ms -> a few ms).
     gc.collect()
     gc.freeze()
-    worker = Worker(config, sock)
+    worker = Worker(config, sock, RunningTable(running_fd, config.threads))
     hello: Hello = {"id": HELLO_ID, "op": Op.HELLO, "pid": os.getpid(), "import_seconds": time.perf_counter() - started}
     worker.send(hello)
     log.info("ready: %s imported in %.2fs", framework.name, time.perf_counter() - started)

@@ -9,6 +9,7 @@ decides what to do next (``server.pool`` restarts it and has its models reloaded
 import asyncio
 import itertools
 import logging
+import mmap
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from server import running
 from server.protocol import HELLO_ID, PREFIX, SHUTDOWN_ID, Op, WorkerConfig, pack, parse_header, unpack_prefix
 
 log = logging.getLogger("workers")
@@ -26,10 +28,12 @@ EXIT_GRACE_SECONDS = 1.0  # after the process exits, how long its socket may sta
 
 
 class WorkerDied(Exception):
-    """The worker process ended while a call was in flight."""
+    """The worker process ended while a call was in flight. ``started`` is False when the call's
+    model was not running in the worker (its frame only waited there): sending it again is safe."""
 
-    def __init__(self, worker: "WorkerProcess"):
+    def __init__(self, worker: "WorkerProcess", started: bool = True):
         self.worker = worker
+        self.started = started
         super().__init__(f"worker {worker.name} died ({worker.exit_description()})")
 
 
@@ -61,7 +65,8 @@ class WorkerProcess:
         self.models: set[str] = set()  # names of the models this worker holds
         self.unanswered: set[int] = set()  # ids sent and not answered, timed-out ones included
         self.in_flight: dict[int, str] = {}  # id -> model name, of loads and invokes not answered
-        self.died_with: set[str] = set()  # the models it was working on when it died
+        self.died_with: set[str] = set()  # the models it was running when it died
+        self.running = mmap.mmap(-1, running.SLOT.size)  # what its threads run (server.running); made at start
         self.tasks: set[asyncio.Task[None]] = set()  # its reader and exit watcher, held until they end
 
     @property
@@ -74,14 +79,17 @@ class WorkerProcess:
     async def start(self, timeout: float) -> None:
         """Spawn the child and wait until it has imported its framework."""
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.running, running_fd = running.create(self.config.threads)
         try:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "server.worker", self.config.to_json(), str(child.fileno()), str(os.getpid()),
-                pass_fds=(child.fileno(),), cwd=PROJECT_ROOT, env=self.env, stdin=asyncio.subprocess.DEVNULL,
+                str(running_fd), pass_fds=(child.fileno(), running_fd), cwd=PROJECT_ROOT, env=self.env,
+                stdin=asyncio.subprocess.DEVNULL,
                 start_new_session=True,  # its own process group: what user code starts goes with it
             )
         finally:
             child.close()
+            os.close(running_fd)
         reader, self.writer = await asyncio.open_unix_connection(sock=parent, limit=2**20)
         hello: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
         self.pending[HELLO_ID] = hello
@@ -139,11 +147,12 @@ class WorkerProcess:
                 os.killpg(self.process.pid, signal.SIGKILL)  # pip, or whatever else user code started
             except (ProcessLookupError, PermissionError):
                 pass
-        self.died_with = set(self.in_flight.values())
+        # Only what its threads were running: a model with requests merely waiting is innocent.
+        self.died_with = {self.in_flight[i] for i in running.running_ids(self.running) if i in self.in_flight}
         pending, self.pending = self.pending, {}
-        for future in pending.values():
+        for request_id, future in pending.items():
             if not future.done():
-                future.set_exception(WorkerDied(self))
+                future.set_exception(WorkerDied(self, started=self.in_flight.get(request_id) in self.died_with))
         if not self.exited.done():
             self.exited.set_result(self.process.returncode if self.process else None)
 

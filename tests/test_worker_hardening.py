@@ -8,6 +8,7 @@ import socket
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
@@ -128,6 +129,34 @@ def test_a_poison_model_is_quarantined_and_its_neighbours_keep_serving(start_ser
     assert server.client.delete("/models/poison").status_code == 200
     server.load("poison", root / "poison" / "model")
     assert server.client.get("/models/poison").json()["status"] == "READY"
+
+
+def test_requests_waiting_behind_a_crash_are_sent_again_and_their_model_is_not_quarantined(start_server, root):
+    """The worker's one thread runs the poison model when it dies; the neighbour's request has only
+    waited in line. It is answered after the reload, and two such deaths quarantine the poison only."""
+    sklearn_model(root / "poison" / "model", code="""
+    import os, time
+
+    def predict_fn(data, model):
+        time.sleep(0.5)
+        os._exit(3)
+    """)
+    server = multi(start_server, root, MODEL_SERVER_WORKER_THREADS="1")
+    server.load("plain", root / "plain" / "model")
+    server.load("poison", root / "poison" / "model")
+    for _ in range(2):
+        with ThreadPoolExecutor(2) as pool:
+            poisoned = pool.submit(server.client.post, "/models/poison/invoke", content=b"1,2,3,4", headers=CSV)
+            time.sleep(0.2)
+            waiting = pool.submit(server.client.post, "/models/plain/invoke", content=b"1,2,3,4", headers=CSV)
+            assert poisoned.result().status_code == 503
+            assert waiting.result().status_code == 200, waiting.result().text
+    assert server.client.get("/models/poison").json()["status"] == "QUARANTINED"
+    assert server.client.get("/models/plain").json()["status"] == "READY"
+    assert server.client.post("/models/plain/invoke", content=b"1,2,3,4", headers=CSV).status_code == 200
+    assert 'model_quarantines_total{framework="sklearn"} 1.0' in server.client.get("/metrics").text
+    log = server.log()
+    assert "while working on 'poison';" in log and "sending it again after the reload" in log
 
 
 def test_unloads_release_memory_over_many_cycles(start_server, root):

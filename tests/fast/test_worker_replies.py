@@ -5,6 +5,7 @@ import socket
 
 import pytest
 
+from server import running
 from server.inbox import FrameReader
 from server.protocol import Op, WorkerConfig
 from server.worker import Worker
@@ -16,7 +17,8 @@ def pair():
     front.settimeout(5)
     config = WorkerConfig(framework="sklearn", name="sklearn-0", threads=1, load_threads=1, default_accept="application/json",
                           log_level="INFO", program="inference.py", intra_op_threads=1, packages_root="packages")
-    yield FrameReader(front), Worker(config, worker)
+    _, fd = running.create(config.threads)
+    yield FrameReader(front), Worker(config, worker, running.RunningTable(fd, config.threads))
     front.close()
     worker.close()
 
@@ -54,3 +56,16 @@ def test_work_that_fails_past_every_handler_is_answered_500(pair):
     worker.answer_failed([({"id": 4, "op": Op.INVOKE, "key": "m"}, b""), ({"id": 5, "op": Op.INVOKE, "key": "m"}, b"")])
     replies = front.read(timeout=5)
     assert [(header["id"], header["status"]) for header, _ in replies] == [(4, 500), (5, 500)]
+
+
+def test_the_front_reads_what_the_worker_threads_run_in_the_shared_table():
+    front, fd = running.create(2)
+    table = running.RunningTable(fd, 2)
+    table.mark(0, 11)
+    load = table.claim(12)
+    assert running.running_ids(front) == {11, 12}
+    table.clear(0)
+    table.release(load)
+    assert running.running_ids(front) == set()
+    slots = [table.claim(n) for n in range(1, running.LOAD_SLOTS + 2)]
+    assert slots[-1] is None and len(running.running_ids(front)) == running.LOAD_SLOTS  # full: unrecorded

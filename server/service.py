@@ -41,6 +41,7 @@ class ModelService:
         self.pool = WorkerPool(settings, self)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.lost: dict[WorkerProcess, list[ModelEntry]] = {}  # a dead worker -> models to reload on its successor
+        self.single_failure: ServingError | None = None  # single-model mode: why its one model did not load
         metrics.memory_limit.set(self.budget.limit)
 
     # ------------------------------------------------------------------ lifecycle
@@ -76,6 +77,7 @@ class ModelService:
             await self.load(SINGLE_MODEL_NAME, str(self.settings.model_dir), inside_root=False)
         except ServingError as err:
             log.error("the model in %s failed to load (%d): %s", self.settings.model_dir, err.status, err.message)
+            self.single_failure = ServingError(f"the model failed to load: {err.message}", 500)
 
     async def _preload(self) -> None:
         """Load every ``<id>/model`` (or ``<id>``) under the models root, named ``<id>``."""
@@ -98,7 +100,9 @@ class ModelService:
         entry = self.registry.get(SINGLE_MODEL_NAME)
         if entry is not None and entry.state == "ready":
             return True, ""
-        return False, "the model is loading" if entry is not None else "the model is not loaded"
+        if entry is not None:
+            return False, "the model is loading"
+        return False, self.single_failure.message if self.single_failure else "the model is not loaded"
 
     def describe(self, name: str) -> dict[str, Any]:
         entry = self.registry.get(name)
@@ -280,7 +284,7 @@ class ModelService:
         entry = self.registry.get(name)
         if entry is None:
             metrics.cache_misses.inc()
-            raise NotFound("model is not loaded")
+            raise self.single_failure or NotFound("model is not loaded")
         timeout = self.settings.timeout_seconds
         started = time.perf_counter()
         if entry.state == "ready":

@@ -30,6 +30,21 @@ def test_ping_turns_200_once_the_model_is_loaded(start_server, tmp_path):
     assert server.client.get("/models").status_code == 404  # model management is for multi-model mode
 
 
+def test_a_model_that_failed_to_load_says_why_on_ping_and_invocations(start_server, tmp_path):
+    directory = sklearn_model(tmp_path / "model", code="""
+    def model_fn(model_dir):
+        raise ValueError("the weights file is truncated")
+    """)
+    server = start_server(wait_ready=False, MODEL_SERVER_MODEL_DIR=directory)
+    deadline = time.monotonic() + 60
+    while "loading" in (ping := server.client.get("/ping")).text and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ping.status_code == 503 and "the weights file is truncated" in ping.json()["message"]
+    response = server.client.post("/invocations", content=b"1,2,3,4", headers={"Content-Type": "text/csv"})
+    assert response.status_code == 500
+    assert response.json()["message"].startswith("the model failed to load: ") and "truncated" in response.json()["message"]
+
+
 def test_execution_parameters_defaults_and_overrides(start_server, tmp_path):
     directory = sklearn_model(tmp_path / "model")
     server = start_server(MODEL_SERVER_MODEL_DIR=directory)

@@ -21,6 +21,17 @@ def root(tmp_path):
     return tmp_path
 
 
+def slow_loading_model(directory, seconds: float):
+    """A model whose ``model_fn`` takes ``seconds``."""
+    return sklearn_model(directory, code=f"""
+    import time, joblib, os
+
+    def model_fn(model_dir):
+        time.sleep({seconds})
+        return joblib.load(os.path.join(model_dir, "model.joblib"))
+    """)
+
+
 def slow_body(seconds: float) -> bytes:
     return f"{100 + seconds},0,0,0".encode()
 
@@ -80,14 +91,7 @@ def test_a_prediction_over_the_timeout_is_504_and_the_rest_goes_on(start_server,
 
 
 def test_requests_to_one_model_do_not_wait_behind_a_slow_load(start_server, root):
-    slow_load = """
-    import time, joblib, os
-
-    def model_fn(model_dir):
-        time.sleep(4)
-        return joblib.load(os.path.join(model_dir, "model.joblib"))
-    """
-    sklearn_model(root / "slowload" / "model", code=slow_load)
+    slow_loading_model(root / "slowload" / "model", seconds=4)
     server = start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=root)
     server.load("plain", root / "plain" / "model")
     loader = threading.Thread(target=server.load, args=("slowload", root / "slowload" / "model"))
@@ -164,14 +168,7 @@ def test_a_wedged_worker_is_killed_restarted_and_its_models_reloaded(start_serve
 
 
 def test_a_request_waiting_on_a_load_that_is_then_unloaded_is_404(start_server, root):
-    slow_load = """
-    import time, joblib, os
-
-    def model_fn(model_dir):
-        time.sleep(2)
-        return joblib.load(os.path.join(model_dir, "model.joblib"))
-    """
-    sklearn_model(root / "slowload" / "model", code=slow_load)
+    slow_loading_model(root / "slowload" / "model", seconds=2)
     server = start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=root)
     with ThreadPoolExecutor(3) as pool:
         loading = pool.submit(server.load, "slowload", root / "slowload" / "model")

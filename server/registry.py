@@ -40,6 +40,8 @@ class ModelEntry:
     hot_since: float | None = None  # since when its replicas' workers have been saturated
     replicating: bool = False  # a replica is being added
     last_invoked_at: float | None = None
+    replica_loads: set[asyncio.Future[None]] = field(default_factory=set)  # loads of a replica under way
+    interrupted: list[float] = field(default_factory=list)  # when worker deaths cut its loads short (monotonic)
 
     def describe(self) -> dict[str, Any]:
         return {

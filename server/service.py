@@ -163,13 +163,19 @@ class ModelService:
                 await asyncio.gather(*(self._add_replica(entry, framework, slot)
                                        for slot in range(self.settings.workers_per_framework)))
             else:
-                await self._add_replica(entry, framework, self.pool.least_filled(framework.name))
+                try:
+                    await self._add_replica(entry, framework, self.pool.least_filled(framework.name))
+                except LoadInterrupted as err:
+                    if err.alone or not self._may_retry(entry):
+                        raise
+                    log.warning("the worker died under the load of %r with more running: loading it again", name)
+                    await self._add_replica(entry, framework, self.pool.least_filled(framework.name))
         except BaseException as err:
             replicas, entry.replicas = entry.replicas, []
+            self.registry.remove(entry)  # before any await: no request may route to it now
             for worker in replicas:
                 worker.models.discard(entry.name)
             await asyncio.gather(*(self._release(w, entry.name) for w in replicas), return_exceptions=True)
-            self.registry.remove(entry)
             failure = err if isinstance(err, ServingError) else ServingError("the load was interrupted", 500)
             entry.failure = failure
             entry.ready.set()
@@ -188,7 +194,11 @@ class ModelService:
 
     async def _add_replica(self, entry: ModelEntry, framework: Framework, slot: int) -> WorkerProcess:
         """Check the budget, load ``entry`` on the worker of ``slot`` (started if need be), then
-        check the budget again with what the load really took. The replica serves from then on."""
+        check the budget again with what the load really took. The replica serves from then on.
+
+        A replica whose model was unloaded or quarantined while it loaded is given back (raises
+        Superseded); ``entry.replica_loads`` holds a future until then, so that an unload can
+        wait for what is loading to be released."""
         need = entry.estimate_bytes
         if not self.pool.started(framework.name, slot):
             need += framework.worker_bytes
@@ -197,25 +207,42 @@ class ModelService:
             raise InsufficientMemory(shortfall)
         self.budget.reserved += need
         try:
-            worker = await self.pool.worker(framework.name, slot)
-            worker.models.add(entry.name)  # counted at once, so parallel loads spread over slots
+            worker = await self.pool.worker(framework.name, slot)  # a restart's backoff may take a while
+            self._still_wanted(entry)
+        except BaseException:
+            self.budget.reserved -= need
+            raise
+        worker.models.add(entry.name)  # counted at once, so parallel loads spread over slots
+        loading = asyncio.get_running_loop().create_future()
+        entry.replica_loads.add(loading)
+        header: dict[str, Any] | None = None
+        try:
             try:
                 header = await self._call_load(worker, entry)
-            except BaseException:
-                worker.models.discard(entry.name)
-                raise
-        finally:
-            self.budget.reserved -= need
-        over = self.budget.overrun(self.pids())
-        if over:  # the model took far more than its files promised (a model_fn that allocates, say)
-            taken = header.get("memory_bytes", 0) / 2**20
-            log.warning("%r took %.0f MB once loaded: over the memory budget, unloading it", entry.name, taken)
+            finally:
+                self.budget.reserved -= need
+            over = self.budget.overrun(self.pids())
+            if over:  # the model took far more than its files promised (a model_fn that allocates, say)
+                taken = header.get("memory_bytes", 0) / 2**20
+                log.warning("%r took %.0f MB once loaded: over the memory budget, unloading it", entry.name, taken)
+                raise InsufficientMemory(f"the model took {taken:.0f} MB once loaded; {over}")
+            self._still_wanted(entry)
+        except BaseException:
             worker.models.discard(entry.name)
-            await self._release(worker, entry.name)
-            raise InsufficientMemory(f"the model took {taken:.0f} MB once loaded; {over}")
+            if header is not None:
+                await self._release(worker, entry.name)  # it loaded: give it back
+            raise
+        finally:
+            entry.replica_loads.discard(loading)
+            loading.set_result(None)
         entry.replicas.append(worker)
         entry.mark_ready(header.get("memory_bytes", 0), header.get("seconds", 0.0))
         return worker
+
+    def _still_wanted(self, entry: ModelEntry) -> None:
+        """Superseded when ``entry`` was unloaded or quarantined while a replica of it was loading."""
+        if self.registry.get(entry.name) is not entry or entry.state == "quarantined":
+            raise Superseded("the model was unloaded or quarantined while it loaded")
 
     async def _call_load(self, worker: WorkerProcess, entry: ModelEntry) -> dict[str, Any]:
         """The worker's answer to a load, within MODEL_SERVER_LOAD_TIMEOUT_SECONDS and a share of its
@@ -233,7 +260,8 @@ class ModelService:
                 504,
             ) from None
         except WorkerDied as died:
-            raise ServingError(f"the worker died while loading the model ({died.worker.exit_description()})", 500) from None
+            raise LoadInterrupted(f"the worker died while loading the model ({died.worker.exit_description()})",
+                                  alone=died.worker.died_with <= {entry.name}) from None
         if header["status"] != 200:
             raise self._memory_checked(failure_of(header, "the model failed to load"), loading=True)
         return header
@@ -259,8 +287,8 @@ class ModelService:
         entry = self.registry.get(name)
         if entry is None:
             raise NotFound("model is not loaded")
-        if entry.state != "ready":
-            await entry.ready.wait()  # let the load (or reload) finish, then unload what it made
+        if entry.state == "loading" and not entry.loaded_at:
+            await entry.ready.wait()  # let the first load finish, then unload what it made
             if self.registry.get(name) is not entry:
                 raise NotFound("model is not loaded")
         started = time.perf_counter()
@@ -269,7 +297,9 @@ class ModelService:
         for worker in replicas:
             worker.models.discard(name)
         metrics.loaded_models.labels(entry.framework).dec()
-        await asyncio.gather(*(self._release(worker, name) for worker in replicas))
+        entry.ready.set()  # requests waiting on a reload: it is not coming
+        # Replicas loading now (a reload after a crash) give themselves back when they finish.
+        await asyncio.gather(*(self._release(worker, name) for worker in replicas), *list(entry.replica_loads))
         metrics.unloading_time.observe(time.perf_counter() - started)
         log.info("unloaded %r in %.3fs", name, time.perf_counter() - started)
 
@@ -287,17 +317,17 @@ class ModelService:
             raise self.single_failure or NotFound("model is not loaded")
         timeout = self.settings.timeout_seconds
         started = time.perf_counter()
-        if entry.state == "ready":
-            metrics.cache_hits.inc()
-        else:
-            metrics.cache_misses.inc()
-            await self._until_ready(entry, timeout)
-            metrics.loading_wait_time.observe(time.perf_counter() - started)
-        entry.invocations += 1
-        entry.last_invoked_at = time.time()
         header = {"op": Op.INVOKE, "key": name, "headers": headers}
         status = 500
         try:
+            if entry.state == "ready":
+                metrics.cache_hits.inc()
+            else:
+                metrics.cache_misses.inc()
+                await self._until_ready(entry, timeout)
+                metrics.loading_wait_time.observe(time.perf_counter() - started)
+            entry.invocations += 1
+            entry.last_invoked_at = time.time()
             while True:
                 worker = self._route(entry)
                 try:
@@ -365,6 +395,8 @@ class ModelService:
         stays saturated (MODEL_SERVER_REPLICATE_AT outstanding) for REPLICATE_AFTER_SECONDS gets
         another replica on another worker of its framework, while there is a slot for one."""
         replicas = entry.replicas
+        if not replicas:
+            raise NotFound("model is not loaded")  # a load that failed after serving from its first replica
         worker: WorkerProcess = replicas[0] if len(replicas) == 1 else min(replicas, key=lambda w: len(w.pending))
         if self.settings.auto_replicate:
             outstanding = len(worker.pending)
@@ -417,7 +449,15 @@ class ModelService:
             if not entry.replicas:
                 entry.state = "loading"
                 entry.ready.clear()
-        self.lost[worker] = lost
+        self.lost.setdefault(worker, []).extend(lost)  # beside reloads its death interrupted
+
+    def _may_retry(self, entry: ModelEntry) -> bool:
+        """Whether a load interrupted by a worker's death with others running (the model may be
+        innocent) is tried again: at most QUARANTINE_DEATHS times within the window, so that a
+        model which crashes its loads beside others cannot loop for ever."""
+        now = time.monotonic()
+        entry.interrupted = [t for t in entry.interrupted if now - t < QUARANTINE_WINDOW_SECONDS] + [now]
+        return len(entry.interrupted) <= QUARANTINE_DEATHS
 
     def _quarantine(self, entry: ModelEntry, worker: WorkerProcess) -> None:
         entry.state = "quarantined"
@@ -446,7 +486,13 @@ class ModelService:
             try:
                 await self._add_replica(entry, framework, worker.slot)
                 log.info("reloaded %r on %s", entry.name, worker.name)
+            except Superseded:
+                return
             except ServingError as err:
+                if isinstance(err, LoadInterrupted) and not err.alone and self._may_retry(entry):
+                    log.warning("the worker died under the reload of %r, with more running: it waits for the next", entry.name)
+                    self.lost.setdefault(worker, []).append(entry)
+                    return
                 if entry.replicas:
                     log.warning("reloading a replica of %r failed (%d): %s", entry.name, err.status, err.message)
                     return
@@ -457,6 +503,21 @@ class ModelService:
                 log.error("reloading %r after the crash failed (%d): %s; it is unloaded", entry.name, err.status, err.message)
 
         await asyncio.gather(*(reload(e) for e in orphans))
+
+
+class Superseded(ServingError):
+    """A replica's load finished after its model was unloaded or quarantined: it was given back."""
+
+    status = 404
+
+
+class LoadInterrupted(ServingError):
+    """The worker died under a load. ``alone``: the load was all the worker was running, so the
+    model is the likely cause; otherwise a neighbour may have been."""
+
+    def __init__(self, message: str, alone: bool):
+        super().__init__(message, 500)
+        self.alone = alone
 
 
 def failure_of(reply: dict[str, Any], fallback: str) -> ServingError:

@@ -231,3 +231,68 @@ def test_what_user_code_starts_ends_with_the_server(start_server, root):
     server.stop()
     _, alive = psutil.wait_procs(sleepers, timeout=10)
     assert not alive
+
+
+def test_a_reload_cut_short_by_a_neighbours_crash_waits_for_the_next_worker(start_server, root):
+    """The poison model reloads at once and crashes the new worker again while its slow neighbour
+    is still reloading: the neighbour stays listed and is reloaded, never unloaded."""
+    sklearn_model(root / "poison" / "model", code="""
+    import os
+
+    def predict_fn(data, model):
+        os._exit(3)
+    """)
+    sklearn_model(root / "slowload" / "model", code="""
+    import time, joblib, os
+
+    def model_fn(model_dir):
+        time.sleep(2)
+        return joblib.load(os.path.join(model_dir, "model.joblib"))
+    """)
+    server = multi(start_server, root)
+    server.load("poison", root / "poison" / "model")
+    server.load("slowload", root / "slowload" / "model")
+    assert server.client.post("/models/poison/invoke", content=b"1,2,3,4", headers=CSV).status_code == 503
+    # Sent once poison is back, while slowload still loads on the new worker:
+    assert server.client.post("/models/poison/invoke", content=b"1,2,3,4", headers=CSV).status_code == 503
+    deadline = time.monotonic() + 60
+    while server.client.get("/models/slowload").json().get("status") != "READY" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert server.client.get("/models/slowload").json()["status"] == "READY"
+    assert server.client.post("/models/slowload/invoke", content=b"1,2,3,4", headers=CSV).status_code == 200
+    assert "it waits for the next" in server.log()
+
+
+def test_an_unload_during_a_reload_answers_once_the_reloaded_copy_is_released(start_server, root):
+    """Two replicas; one's worker is killed. The other keeps the model READY while the dead one's
+    replica reloads; an unload then must not answer before that reload's copy is given back."""
+    sklearn_model(root / "big" / "model", code="""
+    import time, joblib, os
+
+    def model_fn(model_dir):
+        model = joblib.load(os.path.join(model_dir, "model.joblib"))
+        model.ballast = bytearray(300 * 2**20)
+        time.sleep(2)
+        return model
+    """)
+    server = multi(start_server, root, SAGEMAKER_MODEL_SERVER_WORKERS="2")
+    server.load("big", root / "big" / "model")
+    killed = server.client.get("/models/big").json()["replicas"][0]["workerPid"]
+    os.kill(killed, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while killed in [r["workerPid"] for r in server.client.get("/models/big").json()["replicas"]] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    def reloading():  # the new worker holds the ballast: big's model_fn is under way there
+        return [w for w in psutil.Process(server.process.pid).children() if w.pid != killed and w.memory_info().rss > 300 * 2**20]
+
+    while len(reloading()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(reloading()) == 2
+    described = server.client.get("/models/big").json()
+    assert described["status"] == "READY" and len(described["replicas"]) == 1
+    assert server.client.delete("/models/big").status_code == 200
+    workers = psutil.Process(server.process.pid).children()
+    assert len(workers) == 2 and all(w.memory_info().rss < 250 * 2**20 for w in workers)  # no 300 MB left anywhere
+    time.sleep(2.5)  # past the reload's end
+    assert all(w.memory_info().rss < 250 * 2**20 for w in workers)
+    assert server.client.get("/models/big").status_code == 404

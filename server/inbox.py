@@ -10,9 +10,6 @@ A thread asks ``take()`` for work and gets the oldest frame it may start:
 - an invoke when no other has begun within ``STALLED_AFTER_SECONDS``: quick predictions run one
   after another rather than contend for the interpreter, and a slow one holds the rest back
   that long at most;
-- for a model on probation (``alone``: its worker died while it ran beside others), only when no
-  other invoke runs, and none starts while it runs, so that a next death names the one model
-  that was running (later invokes wait behind it);
 - for a batchable model, besides, only while fewer than its ``concurrency`` groups run, and
   then with every later invoke of that model in the inbox (up to ``max_batch_size`` requests),
   waiting up to ``max_delay_ms`` for more when told to.
@@ -59,7 +56,6 @@ class Work:
     frames: list[Frame]
     grouped: str | None = None  # the model whose running groups this counts against
     started: float | None = None  # when an invoke began (monotonic), None for other operations
-    alone: bool = False  # an invoke of a model on probation: nothing else starts while it runs
 
 
 class FrameReader:
@@ -126,12 +122,9 @@ class FrameReader:
 class Inbox:
     """The frames read and not started, shared by a worker's threads (see the module's doc)."""
 
-    def __init__(self, reader: FrameReader, grouping: Callable[[str], Grouping | None],
-                 alone: Callable[[str], bool] = lambda key: False):
+    def __init__(self, reader: FrameReader, grouping: Callable[[str], Grouping | None]):
         self.reader = reader
         self.grouping = grouping  # a model's name -> its batching, None when its requests run one by one
-        self.alone = alone  # a model's name -> whether its invokes run by themselves (probation)
-        self.alone_running = 0  # invokes of models on probation under way
         self.frames: deque[Frame] = deque()
         self.ready = threading.Condition()
         self.reading = False  # a thread is reading the socket
@@ -183,8 +176,6 @@ class Inbox:
         key = work.grouped
         with self.ready:
             del self.invoking[work]
-            if work.alone:
-                self.alone_running -= 1
             if key is not None:
                 self.running[key] -= 1
                 if not self.running[key]:
@@ -196,11 +187,9 @@ class Inbox:
         """False when ``header``'s frame must wait; else its model's grouping (None: not grouped)."""
         if header["op"] != Op.INVOKE:
             return None
-        key = header["key"]
-        if self.alone_running or (self.invoking and self.alone(key)):
-            return False  # a model on probation runs by itself
         if self._busy_for() is not None:
             return False  # an invoke has the interpreter: the next one waits for it, or for its stall
+        key = header["key"]
         settings = self.grouping(key)
         if settings is None:
             return None
@@ -208,51 +197,32 @@ class Inbox:
             return False
         return settings
 
-    def _first_startable(self) -> tuple[int, Grouping | None] | None:
-        """The index of the oldest frame that may start, with its grouping; None when none may.
-        Behind an invoke of a model on probation that waits, later invokes wait too."""
-        held = False
-        for index, (header, _) in enumerate(self.frames):
-            if header["op"] == Op.SHUTDOWN:
-                return index, None
-            if held and header["op"] == Op.INVOKE:
-                continue
-            settings = self._may_start(header)
-            if settings is not False:
-                return index, settings
-            held = header["op"] == Op.INVOKE and self.alone(header["key"])
-        return None
-
     def _startable(self) -> bool:
-        return self._first_startable() is not None
+        return any(frame[0]["op"] == Op.SHUTDOWN or self._may_start(frame[0]) is not False for frame in self.frames)
 
     def _pick(self) -> tuple[Work, Grouping | None] | None:
-        found = self._first_startable()
-        if found is None:
-            return None
-        index, settings = found
-        frame = self.frames[index]
-        header = frame[0]
-        if header["op"] == Op.SHUTDOWN:
-            self.closed = True
-            self.ready.notify_all()
-            return None
-        del self.frames[index]
-        if settings is None:
-            return self._begin(Work([frame])), None
-        key = header["key"]
-        self.running[key] = self.running.get(key, 0) + 1
-        group = [frame]
-        self._join(group, key, settings.max_batch_size)
-        return self._begin(Work(group, key)), settings
+        for index, frame in enumerate(self.frames):
+            header = frame[0]
+            if header["op"] == Op.SHUTDOWN:
+                self.closed = True
+                self.ready.notify_all()
+                return None
+            settings = self._may_start(header)
+            if settings is False:
+                continue
+            del self.frames[index]
+            if settings is None:
+                return self._begin(Work([frame])), None
+            key = header["key"]
+            self.running[key] = self.running.get(key, 0) + 1
+            group = [frame]
+            self._join(group, key, settings.max_batch_size)
+            return self._begin(Work(group, key)), settings
+        return None
 
     def _begin(self, work: Work) -> Work:
-        header = work.frames[0][0]
-        if header["op"] == Op.INVOKE:
+        if work.frames[0][0]["op"] == Op.INVOKE:
             work.started = self.invoking[work] = time.monotonic()
-            if self.alone(header["key"]):
-                work.alone = True
-                self.alone_running += 1
         return work
 
     def _busy_for(self) -> float | None:

@@ -40,7 +40,6 @@ class Request(TypedDict):
 class LoadRequest(Request):
     key: str  # the model's name
     path: str  # its directory
-    alone: NotRequired[bool]  # on probation after a death it may have caused: its invokes run by themselves
 
 
 class UnloadRequest(Request):

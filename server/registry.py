@@ -42,7 +42,6 @@ class ModelEntry:
     last_invoked_at: float | None = None
     replica_loads: set[asyncio.Future[None]] = field(default_factory=set)  # loads of a replica under way
     interrupted: list[float] = field(default_factory=list)  # when worker deaths cut its loads short (monotonic)
-    probation_until: float = 0.0  # running beside others at a death, it runs alone until then (monotonic)
 
     def describe(self) -> dict[str, Any]:
         return {

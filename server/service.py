@@ -251,8 +251,7 @@ class ModelService:
         try:
             async with asyncio.timeout(timeout):
                 async with worker.load_slots:
-                    alone = entry.probation_until > time.monotonic()
-                    header, _ = await worker.call({"op": Op.LOAD, "key": entry.name, "path": str(entry.path), "alone": alone})
+                    header, _ = await worker.call({"op": Op.LOAD, "key": entry.name, "path": str(entry.path)})
         except TimeoutError:
             if worker.alive:
                 self.spawn(worker.call({"op": Op.UNLOAD, "key": entry.name, "abandon_loads": True}), "abandon-load")
@@ -431,28 +430,21 @@ class ModelService:
 
     def worker_died(self, worker: WorkerProcess) -> None:
         """Its models lose that replica; one left with none stays listed, as LOADING, and requests
-        to it wait for the reload.
-
-        Blame: a model that was all the worker was running when it died gets a strike, and at
-        QUARANTINE_DEATHS strikes within QUARANTINE_WINDOW_SECONDS it is quarantined instead: not
+        to it wait for the reload. A model that was running (not merely waiting) when its worker died
+        for the second time within QUARANTINE_WINDOW_SECONDS is quarantined instead: not
         reloaded, answering a 500 that says so until it is unloaded and loaded again, so that its
-        neighbours stop paying for it. When several were running, any of them may have done it:
-        none gets a strike, and each is put on probation for the window, reloaded to run its
-        invokes by themselves (``LoadRequest.alone``), so that the next death names one model."""
+        neighbours stop paying for it."""
         now = time.monotonic()
         lost = []
-        alone = len(worker.died_with) == 1
         for entry in self.registry.entries():
             if worker not in entry.replicas:
                 continue
             entry.replicas.remove(worker)
-            if entry.name in worker.died_with and alone:
+            if entry.name in worker.died_with:
                 entry.deaths = [t for t in entry.deaths if now - t < QUARANTINE_WINDOW_SECONDS] + [now]
                 if len(entry.deaths) >= QUARANTINE_DEATHS:
                     self._quarantine(entry, worker)
                     continue
-            elif entry.name in worker.died_with:
-                entry.probation_until = now + QUARANTINE_WINDOW_SECONDS
             lost.append(entry)
             if not entry.replicas:
                 entry.state = "loading"
@@ -478,9 +470,6 @@ class ModelService:
             other.models.discard(entry.name)
             self.spawn(self._release(other, entry.name), f"quarantine-{entry.name}")
         entry.ready.set()
-        for other in self.registry.entries():  # the culprit is found: its neighbours' probation ends
-            if other.framework == entry.framework:
-                other.probation_until = 0.0
         metrics.quarantines.labels(entry.framework).inc()
         log.error("quarantined %r: running at %d deaths of its %s worker", entry.name, len(entry.deaths), entry.framework)
 

@@ -92,8 +92,7 @@ class Worker:
         self.config = config
         self.sock = sock
         self.running = running
-        self.alone: set[str] = set()  # models on probation (LoadRequest.alone): each invoke runs by itself
-        self.inbox = Inbox(FrameReader(sock), self.grouping, self.alone.__contains__)
+        self.inbox = Inbox(FrameReader(sock), self.grouping)
         self.write_lock = threading.Lock()
         self.models: dict[str, serving.ServedModel] = {}
         self.models_lock = threading.Lock()
@@ -166,10 +165,6 @@ class Worker:
                 _release_memory()
                 raise ServingError("the load finished after its timeout", 504)
             self.models[key] = served
-            if header.get("alone"):
-                self.alone.add(key)
-            else:
-                self.alone.discard(key)
         reply: LoadReply = {
             "id": header["id"], "status": 200,
             "seconds": time.perf_counter() - started, "memory_bytes": max(0, rss() - before),
@@ -181,7 +176,6 @@ class Worker:
             if header.get("abandon_loads"):  # the front gave up on loads of this name still running
                 self.abandoned |= self.loading.get(header["key"], set())
             served = self.models.pop(header["key"], None)
-            self.alone.discard(header["key"])
         if served is not None:
             del served
             _release_memory()

@@ -296,33 +296,3 @@ def test_an_unload_during_a_reload_answers_once_the_reloaded_copy_is_released(st
     time.sleep(2.5)  # past the reload's end
     assert all(w.memory_info().rss < 250 * 2**20 for w in workers)
     assert server.client.get("/models/big").status_code == 404
-
-
-def test_a_neighbour_running_beside_the_crash_is_put_on_probation_not_quarantined(start_server, root):
-    """A slow healthy model runs while the poison model, started beside it, kills the worker. The
-    first death cannot tell them apart: both run alone from then on, and the deaths that follow
-    name the poison model only."""
-    sklearn_model(root / "poison" / "model", code="""
-    import os, time
-
-    def predict_fn(data, model):
-        time.sleep(0.1)
-        os._exit(3)
-    """)
-    sklearn_model(root / "slow" / "model", code=SLOW_CODE)
-    server = multi(start_server, root)
-    server.load("slow", root / "slow" / "model")
-    server.load("poison", root / "poison" / "model")
-    statuses = []
-    for _ in range(3):
-        with ThreadPoolExecutor(2) as pool:
-            slow = pool.submit(server.client.post, "/models/slow/invoke", content=b"101,0,0,0", headers=CSV)  # 1 s
-            time.sleep(0.1)
-            poison = pool.submit(server.client.post, "/models/poison/invoke", content=b"1,2,3,4", headers=CSV)
-            statuses.append((slow.result().status_code, poison.result().status_code))
-    # Round 1: both were running (503 each); then each runs alone: slow finishes, poison dies alone.
-    assert statuses == [(503, 503), (200, 503), (200, 503)]
-    assert server.client.get("/models/poison").json()["status"] == "QUARANTINED"
-    assert server.client.post("/models/slow/invoke", content=b"1,2,3,4", headers=CSV).status_code == 200  # after the reload
-    assert server.client.get("/models/slow").json()["status"] == "READY"
-    assert 'model_quarantines_total{framework="sklearn"} 1.0' in server.client.get("/metrics").text

@@ -148,24 +148,3 @@ def test_shutdown_or_a_closed_socket_stops_every_thread(pair):
         thread.join(5.0)
     assert not any(thread.is_alive() for thread in waiting)
     assert inbox.take() is None
-
-
-def test_a_model_on_probation_runs_by_itself_and_later_invokes_wait_behind_it(pair):
-    front, worker = pair
-    inbox = Inbox(FrameReader(worker), lambda key: None, lambda key: key == "suspect")
-    send(front, invoke(1, key="plain"), invoke(2, key="suspect"), invoke(3, key="other"), ({"op": Op.PING, "id": 4}, b""))
-    first = take_within(inbox)
-    assert ids(first) == [1]
-    time.sleep(STALLED_AFTER_SECONDS * 3)  # plain has stalled: another invoke could start beside it...
-    assert ids(take_within(inbox)) == [4]  # ...but the suspect waits for it to end, and "other" behind the suspect
-    waiting = taking(inbox)
-    with pytest.raises(Pending):
-        waiting.result(0.2)
-    inbox.done(first)
-    suspect = take_within(inbox)
-    assert ids(suspect) == [2]
-    time.sleep(STALLED_AFTER_SECONDS * 3)
-    with pytest.raises(Pending):
-        waiting.result(0.2)  # nothing starts beside the suspect, stalled or not
-    inbox.done(suspect)
-    assert ids(take_within(inbox)) == [3]

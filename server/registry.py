@@ -36,7 +36,7 @@ class ModelEntry:
     load_seconds: float = 0.0
     loaded_at: float = 0.0
     invocations: int = 0
-    deaths: list[float] = field(default_factory=list)  # when its worker died with it in flight (monotonic)
+    deaths: list[tuple[float, float]] = field(default_factory=list)  # (when, share of the blame) of its worker's deaths
     hot_since: float | None = None  # since when its replicas' workers have been saturated
     replicating: bool = False  # a replica is being added
     last_invoked_at: float | None = None

@@ -28,8 +28,9 @@ from server.workers import WorkerDied, WorkerProcess
 log = logging.getLogger("service")
 
 SINGLE_MODEL_NAME = "model"
-QUARANTINE_DEATHS = 2  # deaths of its worker with a model running that quarantine it...
+QUARANTINE_DEATHS = 2  # deaths of its worker that quarantine the one model running at each...
 QUARANTINE_WINDOW_SECONDS = 600.0  # ...within this long
+INTERRUPTED_LOADS = 4  # loads of a model cut short by deaths beside others, within the window, that are retried
 REPLICATE_AFTER_SECONDS = 0.5  # how long a model's workers stay saturated before it gets another replica
 
 
@@ -169,7 +170,12 @@ class ModelService:
                     if err.alone or not self._may_retry(entry):
                         raise
                     log.warning("the worker died under the load of %r with more running: loading it again", name)
-                    await self._add_replica(entry, framework, self.pool.least_filled(framework.name))
+                    try:
+                        await self._add_replica(entry, framework, self.pool.least_filled(framework.name))
+                    except LoadInterrupted as again:
+                        if again.alone:
+                            raise
+                        raise ServingError(f"{again.message}, twice, with other models running; retry the load", 503) from None
         except BaseException as err:
             replicas, entry.replicas = entry.replicas, []
             self.registry.remove(entry)  # before any await: no request may route to it now
@@ -436,13 +442,16 @@ class ModelService:
         neighbours stop paying for it."""
         now = time.monotonic()
         lost = []
+        # The blame is shared among the models it was running invokes of (else loads of): the model
+        # at fault is running at every one of its deaths, a neighbour only at some.
+        suspects = worker.died_invoking or worker.died_with
         for entry in self.registry.entries():
             if worker not in entry.replicas:
                 continue
             entry.replicas.remove(worker)
-            if entry.name in worker.died_with:
-                entry.deaths = [t for t in entry.deaths if now - t < QUARANTINE_WINDOW_SECONDS] + [now]
-                if len(entry.deaths) >= QUARANTINE_DEATHS:
+            if entry.name in suspects:
+                entry.deaths = [d for d in entry.deaths if now - d[0] < QUARANTINE_WINDOW_SECONDS] + [(now, 1 / len(suspects))]
+                if sum(share for _, share in entry.deaths) >= QUARANTINE_DEATHS - 1e-9:
                     self._quarantine(entry, worker)
                     continue
             lost.append(entry)
@@ -453,16 +462,16 @@ class ModelService:
 
     def _may_retry(self, entry: ModelEntry) -> bool:
         """Whether a load interrupted by a worker's death with others running (the model may be
-        innocent) is tried again: at most QUARANTINE_DEATHS times within the window, so that a
+        innocent) is tried again: at most INTERRUPTED_LOADS times within the window, so that a
         model which crashes its loads beside others cannot loop for ever."""
         now = time.monotonic()
         entry.interrupted = [t for t in entry.interrupted if now - t < QUARANTINE_WINDOW_SECONDS] + [now]
-        return len(entry.interrupted) <= QUARANTINE_DEATHS
+        return len(entry.interrupted) <= INTERRUPTED_LOADS
 
     def _quarantine(self, entry: ModelEntry, worker: WorkerProcess) -> None:
         entry.state = "quarantined"
         entry.failure = ServingError(
-            f"this model was running each of the {len(entry.deaths)} times its worker died "
+            f"this model was running at {len(entry.deaths)} deaths of its worker "
             f"(last: {worker.exit_description()}); it is quarantined: unload it and load it again to retry", 500,
         )
         replicas, entry.replicas = entry.replicas, []
@@ -471,7 +480,8 @@ class ModelService:
             self.spawn(self._release(other, entry.name), f"quarantine-{entry.name}")
         entry.ready.set()
         metrics.quarantines.labels(entry.framework).inc()
-        log.error("quarantined %r: running at %d deaths of its %s worker", entry.name, len(entry.deaths), entry.framework)
+        log.error("quarantined %r: running at %d deaths of its %s worker (blame %.1f)", entry.name, len(entry.deaths),
+                  entry.framework, sum(share for _, share in entry.deaths))
 
     def worker_replaced(self, dead: WorkerProcess, worker: WorkerProcess) -> None:
         orphans = self.lost.pop(dead, [])
@@ -502,7 +512,12 @@ class ModelService:
                 entry.ready.set()
                 log.error("reloading %r after the crash failed (%d): %s; it is unloaded", entry.name, err.status, err.message)
 
-        await asyncio.gather(*(reload(e) for e in orphans))
+        # Models blamed for recent deaths come back last, once the others have: a request to one
+        # that kills the worker again then cuts no neighbour's reload short.
+        now = time.monotonic()
+        suspect = [any(now - t < QUARANTINE_WINDOW_SECONDS for t, _ in e.deaths) for e in orphans]
+        await asyncio.gather(*(reload(e) for e, s in zip(orphans, suspect) if not s))
+        await asyncio.gather(*(reload(e) for e, s in zip(orphans, suspect) if s))
 
 
 class Superseded(ServingError):

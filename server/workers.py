@@ -65,7 +65,9 @@ class WorkerProcess:
         self.models: set[str] = set()  # names of the models this worker holds
         self.unanswered: set[int] = set()  # ids sent and not answered, timed-out ones included
         self.in_flight: dict[int, str] = {}  # id -> model name, of loads and invokes not answered
-        self.died_with: set[str] = set()  # the models it was running when it died
+        self.loads: set[int] = set()  # the ids in in_flight that are loads
+        self.died_with: set[str] = set()  # the models it was running (loading or invoking) when it died
+        self.died_invoking: set[str] = set()  # those of them it was running invokes of
         self.running = mmap.mmap(-1, running.SLOT.size)  # what its threads run (server.running); made at start
         self.tasks: set[asyncio.Task[None]] = set()  # its reader and exit watcher, held until they end
 
@@ -111,6 +113,7 @@ class WorkerProcess:
                 body = await reader.readexactly(body_len) if body_len else b""
                 self.unanswered.discard(header["id"])
                 self.in_flight.pop(header["id"], None)
+                self.loads.discard(header["id"])
                 future = self.pending.pop(header["id"], None)
                 if future is not None and not future.done():
                     future.set_result((header, body))
@@ -148,7 +151,9 @@ class WorkerProcess:
             except (ProcessLookupError, PermissionError):
                 pass
         # Only what its threads were running: a model with requests merely waiting is innocent.
-        self.died_with = {self.in_flight[i] for i in running.running_ids(self.running) if i in self.in_flight}
+        ran = [i for i in running.running_ids(self.running) if i in self.in_flight]
+        self.died_with = {self.in_flight[i] for i in ran}
+        self.died_invoking = {self.in_flight[i] for i in ran if i not in self.loads}
         pending, self.pending = self.pending, {}
         for request_id, future in pending.items():
             if not future.done():
@@ -174,11 +179,13 @@ class WorkerProcess:
         self.unanswered.add(request_id)
         if "key" in header and header["op"] != Op.UNLOAD:
             self.in_flight[request_id] = header["key"]
+            if header["op"] == Op.LOAD:
+                self.loads.add(request_id)
         try:
             self.writer.writelines(pack({**header, "id": request_id}, body))
             if self.writer.transport.get_write_buffer_size() > 2**20:
                 await self.writer.drain()
-        except ConnectionError:
+        except (ConnectionError, RuntimeError):  # RuntimeError: the transport closed under us at shutdown
             self.pending.pop(request_id, None)
             raise WorkerDied(self) from None
         timer = asyncio.get_running_loop().call_later(timeout, _expire, future) if timeout else None

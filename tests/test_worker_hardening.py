@@ -260,6 +260,36 @@ def test_a_reload_cut_short_by_a_neighbours_crash_waits_for_the_next_worker(star
         time.sleep(0.2)
     assert server.client.get("/models/slowload").json()["status"] == "READY"
     assert server.client.post("/models/slowload/invoke", content=b"1,2,3,4", headers=CSV).status_code == 200
+
+
+def test_reloads_cut_short_by_a_death_with_more_running_wait_for_the_next_worker(start_server, root):
+    """The worker is killed from outside while two models reload on it: either may have been the
+    cause, so neither is dropped; both are reloaded on the worker after."""
+    for name in ("a", "b"):
+        sklearn_model(root / name / "model", code="""
+        import time, joblib, os
+
+        def model_fn(model_dir):
+            open(os.path.join(model_dir, "entered"), "w").close()
+            time.sleep(1.5)
+            return joblib.load(os.path.join(model_dir, "model.joblib"))
+        """)
+    server = multi(start_server, root)
+    server.load("a", root / "a" / "model")
+    server.load("b", root / "b" / "model")
+    entered = [root / n / "model" / "entered" for n in "ab"]
+    for marker in entered:
+        marker.unlink()
+    os.kill(server.client.get("/models/a").json()["workerPid"], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not all(marker.exists() for marker in entered) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the new worker is in both model_fns
+    (worker,) = [p for p in psutil.Process(server.process.pid).children() if "server.worker" in p.cmdline()]
+    worker.kill()
+    deadline = time.monotonic() + 60
+    while {server.client.get(f"/models/{n}").json().get("status") for n in "ab"} != {"READY"} and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [server.client.post(f"/models/{n}/invoke", content=b"1,2,3,4", headers=CSV).status_code for n in "ab"] == [200, 200]
     assert "it waits for the next" in server.log()
 
 
@@ -296,3 +326,32 @@ def test_an_unload_during_a_reload_answers_once_the_reloaded_copy_is_released(st
     time.sleep(2.5)  # past the reload's end
     assert all(w.memory_info().rss < 250 * 2**20 for w in workers)
     assert server.client.get("/models/big").status_code == 404
+
+
+def test_the_blame_of_a_death_is_shared_by_the_models_running_at_it(start_server, root):
+    """A slow healthy model runs beside the poison model at two of its deaths, the poison alone
+    at a third: the poison, running at all three, is quarantined; the neighbour is not."""
+    sklearn_model(root / "poison" / "model", code="""
+    import os, time
+
+    def predict_fn(data, model):
+        time.sleep(0.1)
+        os._exit(3)
+    """)
+    sklearn_model(root / "slow" / "model", code=SLOW_CODE)
+    server = multi(start_server, root)
+    server.load("slow", root / "slow" / "model")
+    server.load("poison", root / "poison" / "model")
+    for _ in range(2):
+        with ThreadPoolExecutor(2) as pool:
+            slow = pool.submit(server.client.post, "/models/slow/invoke", content=b"101,0,0,0", headers=CSV)  # 1 s
+            time.sleep(0.1)  # slow has stalled: poison starts beside it and kills the worker
+            poison = pool.submit(server.client.post, "/models/poison/invoke", content=b"1,2,3,4", headers=CSV)
+            assert (slow.result().status_code, poison.result().status_code) == (503, 503)
+    assert server.client.get("/models/poison").json()["status"] != "QUARANTINED"  # half the blame of each
+    assert server.client.post("/models/poison/invoke", content=b"1,2,3,4", headers=CSV).status_code == 503
+    assert server.client.get("/models/poison").json()["status"] == "QUARANTINED"
+    assert server.client.post("/models/slow/invoke", content=b"1,2,3,4", headers=CSV).status_code == 200
+    assert server.client.get("/models/slow").json()["status"] == "READY"
+    assert 'model_quarantines_total{framework="sklearn"} 1.0' in server.client.get("/metrics").text
+    assert "quarantined 'poison': running at 3 deaths of its sklearn worker (blame 2.0)" in server.log()

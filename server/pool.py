@@ -75,6 +75,13 @@ class WorkerPool:
         self.env = worker_environment(settings.intra_op_threads, settings.fpmath_mode)
         self.ping_interval = min(PING_INTERVAL_SECONDS, settings.timeout_seconds)
 
+    def forgive(self, framework: str, slot: int) -> None:
+        """The cause of a slot's crash loop is gone (quarantined): its next restart waits as after
+        a first death, not out the doubled backoff."""
+        backoff = self.backoffs.get((framework, slot))
+        if backoff is not None:
+            backoff.reset()
+
     def spawn(self, coroutine: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
         task = asyncio.create_task(coroutine, name=name)
         self.tasks.add(task)

@@ -42,6 +42,7 @@ class ModelService:
         self.pool = WorkerPool(settings, self)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.lost: dict[WorkerProcess, list[ModelEntry]] = {}  # a dead worker -> models to reload on its successor
+        self.deaths: dict[tuple[str, int], list[tuple[float, frozenset[str]]]] = {}  # slot -> (when, models running) of its deaths
         self.single_failure: ServingError | None = None  # single-model mode: why its one model did not load
         metrics.memory_limit.set(self.budget.limit)
 
@@ -445,13 +446,14 @@ class ModelService:
         # The blame is shared among the models it was running invokes of (else loads of): the model
         # at fault is running at every one of its deaths, a neighbour only at some.
         suspects = worker.died_invoking or worker.died_with
+        culprit = self._running_at_every_death(worker, suspects, now)
         for entry in self.registry.entries():
             if worker not in entry.replicas:
                 continue
             entry.replicas.remove(worker)
             if entry.name in suspects:
                 entry.deaths = [d for d in entry.deaths if now - d[0] < QUARANTINE_WINDOW_SECONDS] + [(now, 1 / len(suspects))]
-                if sum(share for _, share in entry.deaths) >= QUARANTINE_DEATHS - 1e-9:
+                if entry.name == culprit or sum(share for _, share in entry.deaths) >= QUARANTINE_DEATHS - 1e-9:
                     self._quarantine(entry, worker)
                     continue
             lost.append(entry)
@@ -459,6 +461,24 @@ class ModelService:
                 entry.state = "loading"
                 entry.ready.clear()
         self.lost.setdefault(worker, []).extend(lost)  # beside reloads its death interrupted
+
+    def _running_at_every_death(self, worker: WorkerProcess, suspects: set[str], now: float) -> str | None:
+        """The one model that was running at each of its slot's latest deaths (two at least, within
+        the window), if there is one: under load several models run at every death, but only the
+        one at fault at all of them. The slot's history starts again once it is named."""
+        slot = (worker.framework, worker.slot)
+        history = [d for d in self.deaths.get(slot, []) if now - d[0] < QUARANTINE_WINDOW_SECONDS] + [(now, frozenset(suspects))]
+        self.deaths[slot] = history
+        common = set(suspects)
+        for _, earlier in reversed(history[:-1]):
+            common &= earlier
+            if len(common) == 1:
+                del self.deaths[slot]
+                self.pool.forgive(*slot)  # its crash loop is over: the restart need not wait out the backoff
+                return next(iter(common))
+            if not common:
+                return None
+        return None
 
     def _may_retry(self, entry: ModelEntry) -> bool:
         """Whether a load interrupted by a worker's death with others running (the model may be

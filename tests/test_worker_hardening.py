@@ -355,3 +355,30 @@ def test_the_blame_of_a_death_is_shared_by_the_models_running_at_it(start_server
     assert server.client.get("/models/slow").json()["status"] == "READY"
     assert 'model_quarantines_total{framework="sklearn"} 1.0' in server.client.get("/metrics").text
     assert "quarantined 'poison': running at 3 deaths of its sklearn worker (blame 2.0)" in server.log()
+
+
+def test_the_one_model_running_at_both_of_two_deaths_is_quarantined(start_server, root):
+    """Under load other models run at each death, but different ones: the model running at both
+    is named at the second death."""
+    sklearn_model(root / "poison" / "model", code="""
+    import os, time
+
+    def predict_fn(data, model):
+        time.sleep(0.1)
+        os._exit(3)
+    """)
+    for name in ("a", "b"):
+        sklearn_model(root / name / "model", code=SLOW_CODE)
+    server = multi(start_server, root)
+    for name in ("a", "b", "poison"):
+        server.load(name, root / name / "model")
+    for neighbour in ("a", "b"):
+        with ThreadPoolExecutor(2) as pool:
+            slow = pool.submit(server.client.post, f"/models/{neighbour}/invoke", content=b"101,0,0,0", headers=CSV)
+            time.sleep(0.1)
+            poison = pool.submit(server.client.post, "/models/poison/invoke", content=b"1,2,3,4", headers=CSV)
+            assert (slow.result().status_code, poison.result().status_code) == (503, 503)
+    assert server.client.get("/models/poison").json()["status"] == "QUARANTINED"
+    for neighbour in ("a", "b"):
+        assert server.client.post(f"/models/{neighbour}/invoke", content=b"1,2,3,4", headers=CSV).status_code == 200
+        assert server.client.get(f"/models/{neighbour}").json()["status"] == "READY"

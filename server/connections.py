@@ -73,7 +73,7 @@ class GuardedProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.read_timer: asyncio.TimerHandle | None = None
         self.header_bytes: int | None = None  # None: not reading a request's headers
-        self.header_lines = 0  # bytes of the request line's target and header lines parsed
+        self.read_size = 0  # bytes of the latest read
         self.discarding = False  # answered and closing: what comes in is dropped
 
     # ------------------------------------------------------------ the connection
@@ -112,42 +112,43 @@ class GuardedProtocol(HttpToolsProtocol):
 
     # ------------------------------------------------------------ a request's reading
 
-    # Header bytes are counted twice over: what arrives while a request's headers are incomplete
-    # (the parser holds a header line it has not finished, however long), and each line the
-    # parser hands over (headers that come whole in one read, past the first count).
+    # Header bytes are counted as they arrive while a request's headers are incomplete (the
+    # parser holds a header line it has not finished, however long); headers that begin and end
+    # within one read are measured whole, from what the parser made of them, when that read was
+    # big enough to hold too many. Nothing is added to a request's path per header line.
 
     def data_received(self, data: bytes) -> None:
         if self.discarding:
             return
+        self.read_size = len(data)
         if self.header_bytes is not None:
             self.header_bytes += len(data)
             if self.header_bytes > MAX_HEADER_BYTES:
                 self.refuse_headers()
                 return
         super().data_received(data)
+        if self.header_bytes == 0 and not self.discarding:  # a request began in this read, its headers unfinished
+            self.header_bytes = len(data)
+            if self.header_bytes > MAX_HEADER_BYTES:
+                self.refuse_headers()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.header_bytes = 0
-        self.header_lines = 0
         self.waiting.setdefault(self, None)
         self.start_timer(HEADER_TIMEOUT_SECONDS, 408, f"request headers took over {HEADER_TIMEOUT_SECONDS:g} s")
 
-    def on_url(self, url: bytes) -> None:
-        self.header_lines += len(url)
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.header_lines += len(name) + len(value) + 4  # ": " and CRLF
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         self.header_bytes = None
-        if self.header_lines > MAX_HEADER_BYTES:
+        if self.read_size > MAX_HEADER_BYTES and self.header_size() > MAX_HEADER_BYTES:
             self.refuse_headers()
             return
         self.start_timer(self.body_seconds, None, "")
         super().on_headers_complete()
+
+    def header_size(self) -> int:
+        """The bytes of the request's target and header lines, as parsed."""
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)  # ": " and CRLF
 
     def on_body(self, body: bytes) -> None:
         if not self.discarding:

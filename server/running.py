@@ -19,10 +19,14 @@ SLOT = struct.Struct("<Q")
 LOAD_SLOTS = 64  # loads under way at once that are recorded (abandoned ones may run past the front's limit)
 
 
+def _size(serve_slots: int) -> int:
+    return (serve_slots + LOAD_SLOTS) * SLOT.size
+
+
 def create(serve_slots: int) -> tuple[mmap.mmap, int]:
     """A zeroed table for a worker with ``serve_slots`` serving threads: (the front's mapping,
     the descriptor to hand the worker)."""
-    size = (serve_slots + LOAD_SLOTS) * SLOT.size
+    size = _size(serve_slots)
     if hasattr(os, "memfd_create"):
         fd = os.memfd_create("worker-running", 0)
     else:  # not Linux: an unlinked temporary file does the same
@@ -41,8 +45,7 @@ class RunningTable:
     """The worker's side: serving thread ``i`` owns slot ``i``; a load claims a free load slot."""
 
     def __init__(self, fd: int, serve_slots: int):
-        self.serve_slots = serve_slots
-        self.table = mmap.mmap(fd, (serve_slots + LOAD_SLOTS) * SLOT.size)
+        self.table = mmap.mmap(fd, _size(serve_slots))
         os.close(fd)
         self.free_load_slots = list(range(serve_slots, serve_slots + LOAD_SLOTS))
         self.lock = threading.Lock()

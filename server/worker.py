@@ -231,11 +231,7 @@ class Worker:
     @staticmethod
     def failure(header: Mapping[str, Any], err: BaseException) -> Reply:
         """The reply of an operation that failed, and its line in the log."""
-        try:
-            failure = describe(err)
-        except BaseException:  # noqa: BLE001 - an exception that cannot even be described
-            log.exception("describing a %s failed", type(err).__name__)
-            failure = ServingError(f"internal error: {type(err).__name__}", 500)
+        failure = describe(err)  # never raises, whatever err is
         level = logging.ERROR if failure.status >= 500 else logging.INFO
         log.log(level, "%s %s failed (%d): %s", header["op"], header.get("key"), failure.status, failure.message)
         if failure.status >= 500:

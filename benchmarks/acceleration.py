@@ -6,7 +6,7 @@ Trains a small MLP (784-1024-1024-10) and a small CNN (three 3x3 convolutions, 3
 10 classes) on generated data with PyTorch, and serves the same weights in the three formats
 the server runs: TorchScript (``model.pt``), a TensorFlow SavedModel and ONNX. Then, for each
 framework and each math mode, a child process does what a worker does: the workers' environment
-from ``server.workers.worker_environment`` with ``MODEL_SERVER_BF16_FASTMATH`` true or false
+from ``server.shared.environment.worker_environment`` with ``MODEL_SERVER_BF16_FASTMATH`` true or false
 (parsed by ``server.config``), the handler's ``imports`` and ``setup`` (where the switch takes
 effect: it is process-wide, hence one process per configuration), ``FRAMEWORK.load`` and
 ``FRAMEWORK.predict`` on batches of 1, 8, 64 and 256 rows. Each child prints the median latency
@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from server.acceleration import cpu_features, predictor, set_up_like_a_worker  # noqa: E402
 from server.config import fpmath_mode  # noqa: E402
-from server.workers import worker_environment  # noqa: E402
+from server.shared.environment import worker_environment  # noqa: E402
 
 FRAMEWORKS = ("pytorch", "tensorflow", "onnx")
 MODELS = ("mlp", "cnn")

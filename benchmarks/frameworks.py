@@ -242,7 +242,7 @@ def run_child(args: list[str], env: dict | None = None) -> None:
 
 
 def raw_loads(framework: str, root: Path, count: int, requests: int, tmp: Path) -> dict:
-    from server.workers import worker_environment
+    from server.shared.environment import worker_environment
 
     threads = len(os.sched_getaffinity(0))  # the workers' intra-op share with one worker each
     out = tmp / f"raw-{framework}.json"

@@ -1,6 +1,6 @@
 """Dynamic batching: concurrent requests to one model merged into one predict call.
 
-Opportunistic by default. The worker (``server.inbox``) keeps the requests it has read but not
+Opportunistic by default. The worker (``server.worker.inbox``) keeps the requests it has read but not
 yet started in an inbox: a request to a model with fewer than ``concurrency`` predicts running
 is started at once, exactly as without batching, so a lone request never waits; requests that
 arrive while that many run wait there, and when one ends its thread takes every request of that

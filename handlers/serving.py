@@ -3,7 +3,7 @@
 The worker calls ``load`` and ``ServedModel.answer_all`` and nothing else. A request is decoded,
 predicted and encoded (or handed whole to the user's ``transform_fn``); each step is the user's
 hook when ``code/inference.py`` defines it, else the framework's own. The worker hands over
-requests to one model in groups (``server.inbox``); a group's predictions go through the model's
+requests to one model in groups (``server.worker.inbox``); a group's predictions go through the model's
 ``handlers.batching.Batcher`` when it has one, so they may share one predict call, while
 decoding and encoding stay each request's own.
 """

@@ -8,13 +8,11 @@ and the sibling modules it imports are taken out of ``sys.modules`` again, so tw
 installed at load into a directory keyed by its content, shared by models that ask the same.
 """
 
-import ctypes
 import hashlib
 import importlib.util
 import inspect
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -27,6 +25,7 @@ from typing import Any
 from handlers import codecs
 from handlers.context import Context
 from handlers.errors import USER_MODULE_PREFIX, ModelLoadError, ServingError
+from handlers.lifetime import die_with_parent
 
 log = logging.getLogger("user_code")
 Hook = Callable[..., Any]  # a user hook wrapped to take the context first
@@ -42,14 +41,6 @@ def code_dir(model_dir: Path) -> Path:
 
 def has_user_code(model_dir: Path, program: str) -> bool:
     return (code_dir(model_dir) / program).is_file()
-
-
-def _die_with_parent() -> None:
-    """In pip's child: SIGKILL when the worker dies, however it dies (Linux; elsewhere a no-op)."""
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def code_for(model_dir: Path, program: str, shared: Path | None = None) -> Path | None:
@@ -74,7 +65,7 @@ def install_requirements(model_dir: Path, packages_root: Path, code: Path | None
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input",
         "--target", str(partial), "-r", str(requirements),
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, preexec_fn=_die_with_parent)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, preexec_fn=die_with_parent)
     if result.returncode != 0:
         lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
         reason = next((line for line in reversed(lines) if "ERROR" in line), lines[-1] if lines else "pip failed")

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
+from server.shared.paths import PROJECT_ROOT as ROOT  # noqa: E402
 
 
 def free_port() -> int:

@@ -4,9 +4,9 @@ import argparse
 import logging
 import sys
 
-from server import submit_dir
 from server.config import ConfigError, Settings
-from server.logs import setup_logging
+from server.front import submit_dir
+from server.shared.logs import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     accel.add_argument("--nice", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.command == "accel-report":
-        from server.acceleration import command
+        from server.diagnostics.report import command
 
         return command(args.framework, args.compact, args.nice)
 
@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import uvicorn
 
-    from server.app import build_app
-    from server.connections import body_timeout, guarded_protocol
-    from server.graceful import GracefulServer
+    from server.front.http.app import build_app
+    from server.front.http.connections import body_timeout, guarded_protocol
+    from server.front.http.graceful import GracefulServer
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         host=host,
         port=port,
         loop="uvloop",
-        # httptools, with bounds on connections waiting on their clients (server.connections)
+        # httptools, with bounds on connections waiting on their clients (server.front.http.connections)
         http=guarded_protocol(body_timeout(settings.max_payload_bytes)),
         access_log=False,
         log_config=None,

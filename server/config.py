@@ -1,8 +1,8 @@
 """Settings: every environment variable the server reads, parsed once at start (in the front).
 
 A bad value stops startup with a message naming the variable. Nothing else in the server reads
-``os.environ``; workers get what they need from the front (``server.protocol.WorkerConfig`` and
-the environment ``server.workers.worker_environment`` builds). Variables the server only has to
+``os.environ``; workers get what they need from the front (``server.shared.protocol.WorkerConfig`` and
+the environment ``server.shared.environment.worker_environment`` builds). Variables the server only has to
 check (``SAGEMAKER_SAFE_PORT_RANGE``: it opens no second port; ``SAGEMAKER_BATCH``) are
 validated and not kept.
 """
@@ -85,7 +85,7 @@ def fpmath_mode(env: Env) -> str | None:
 
     MODEL_SERVER_BF16_FASTMATH, when set, decides: true is BF16, false is STRICT. Otherwise
     ONEDNN_DEFAULT_FPMATH_MODE, then DNNL_DEFAULT_FPMATH_MODE (oneDNN reads the two names in that
-    order); ``server.workers.worker_environment`` gives the workers both names with this value,
+    order); ``server.shared.environment.worker_environment`` gives the workers both names with this value,
     and that is the one place the workers' frameworks read it from.
     """
     fastmath = _optional_bool(env, "MODEL_SERVER_BF16_FASTMATH")
@@ -134,7 +134,7 @@ class Settings:
     accel_report: bool = False
     # SAGEMAKER_SUBMIT_DIRECTORY: the SDK's code delivery (s3://.../sourcedir.tar.gz, file://..., a local
     # path), and where boto3 finds S3 for it (AWS_REGION / AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_S3 /
-    # AWS_ENDPOINT_URL); server.submit_dir fetches it at start and fills in one of the two after.
+    # AWS_ENDPOINT_URL); server.front.submit_dir fetches it at start and fills in one of the two after.
     submit_directory: str | None = None
     aws_region: str | None = None
     s3_endpoint_url: str | None = None

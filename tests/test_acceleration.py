@@ -13,7 +13,6 @@ import io
 import json
 import logging
 import os
-import struct
 import subprocess
 import sys
 import time
@@ -23,16 +22,15 @@ import numpy as np
 import psutil
 import pytest
 
-from server import acceleration
-from server.config import ConfigError, Settings, fpmath_mode
-from server.workers import worker_environment
+from harness.server import ROOT  # noqa: E402
+from server.diagnostics import cpu, probes
+from server.front import accel_log
 from tests.builders import npy
 
-ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MATH_VARIABLES = ("MODEL_SERVER_BF16_FASTMATH", "ONEDNN_DEFAULT_FPMATH_MODE", "DNNL_DEFAULT_FPMATH_MODE",
                   "MODEL_SERVER_ACCEL_REPORT", "ONEDNN_VERBOSE", "DNNL_VERBOSE", "TF_ENABLE_ONEDNN_OPTS")
-HAS_BF16 = acceleration.cpu_features()["bf16"]
+HAS_BF16 = cpu.cpu_features()["bf16"]
 needs_bf16 = pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bf16 instructions")
 
 
@@ -73,12 +71,12 @@ def test_report_here_reads_fast_math_inactive_with_fp32_errors(default_report):
     assert report["fpmath_mode"] == "STRICT" and report["bf16_fastmath_requested"] is False
     assert report["verdict"]["bf16_fastmath_active"] is False
     assert "inactive" in report["verdict"]["summary"]
-    for name in acceleration.PROBED:
+    for name in probes.PROBED:
         info = report["frameworks"][name]
         assert "error" not in info, info
         assert info["version"] and info["architecture"] == report["architecture"]
         assert info["cpu_bf16"] == report["cpu"]["bf16"]
-        assert set(info["ops"]) == set(acceleration.OPS)
+        assert set(info["ops"]) == set(probes.OPS)
         for op, result in info["ops"].items():
             assert result["max_rel_error"] < 1e-5, (name, op, result)  # fp32 arithmetic
             assert result["arithmetic"] == "fp32" and result["bf16"] is False
@@ -92,7 +90,7 @@ def test_report_here_reads_fast_math_inactive_with_fp32_errors(default_report):
     assert report["frameworks"]["torch"]["fastmath_route"] == "fp32"
     assert report["frameworks"]["tensorflow"]["bf16_rewrite"] is False
     assert report["frameworks"]["tensorflow"]["ops"]["conv"]["kernel"]  # TensorFlow's convolutions run on oneDNN
-    for name in acceleration.VERSION_ONLY:
+    for name in report.VERSION_ONLY:
         assert report["frameworks"][name]["version"]
     assert report["wall_seconds"] < 150  # three probes in parallel, each saving and loading three models
 
@@ -107,7 +105,7 @@ def test_switch_on_moves_torch_and_tensorflow_to_bf16_kernels(fastmath_report):
     assert {"torch", "tensorflow"} <= set(report["verdict"]["active_in"])
     for name in ("torch", "tensorflow"):
         info = report["frameworks"][name]
-        assert info["bf16_ops"] == list(acceleration.OPS), info
+        assert info["bf16_ops"] == list(probes.OPS), info
         for op, result in info["ops"].items():
             assert 1e-4 < result["max_rel_error"] < 2e-2, (name, op, result)  # 8 significant bits
             assert "bf16" in result["data_types"] and result["kernel"], (name, op, result)
@@ -151,174 +149,13 @@ def test_bad_variable_stops_the_report_naming_it():
     assert done.returncode == 2 and "DNNL_DEFAULT_FPMATH_MODE" in done.stderr
 
 
-# ------------------------------------------------------------------ recorded arm64 output
-
-
-def test_parses_recorded_graviton3_verbose_lines():
-    lines = (FIXTURES / "onednn_verbose_graviton3.txt").read_text().splitlines()
-    records = acceleration.parse_verbose(lines)
-    # exec lines only: creation, info and graph-API lines are not kernels that ran
-    assert [r["primitive"] for r in records] == ["inner_product", "reorder", "matmul", "matmul", "matmul"]
-    assert acceleration.kernel(records) == "gemm:acl"
-    assert acceleration.fpmath_attribute(records) == "bf16"
-    matmul = records[2]
-    assert matmul["implementation"] == "gemm:acl" and matmul["src_type"] == "f32"
-    assert matmul["problem"] == "256x256:256x256" and matmul["ms"] == pytest.approx(0.418945)
-    assert records[-1]["src_type"] == "f32" and records[-1]["fpmath"] == "bf16"  # older format
-
-
-def test_parses_x86_kernel_names():
-    lines = [
-        "onednn_verbose,v1,primitive,exec,cpu,matmul,brg_matmul:avx2,undef,src:f32::blocked:ab::f0 "
-        "wei:f32::blocked:ab::f0 dst:f32::blocked:ab::f0,,,128x256:256x64,0.05",
-        "onednn_verbose,v1,primitive,exec,cpu,gemm_api,,undef,src_f32::blocked:ab:f0 wei_f32::blocked:ab:f0 "
-        "dst_f32::blocked:ab:f0,,,256x256:256x256,1.1",
-        "onednn_verbose,exec,cpu,inner_product,ref:any,forward_inference,src_f32::blocked:ab:f0,,,mb1ic4oc3,0.01",
-        "not a verbose line",
-    ]
-    records = acceleration.parse_verbose(lines)
-    assert [r["implementation"] for r in records] == ["brg_matmul:avx2", "", "ref:any"]
-    assert acceleration.kernel(records[:1]) == "brg_matmul:avx2"
-    assert acceleration.kernel(records[1:2]) == "gemm_api"
-    assert acceleration.fpmath_attribute(records) is None
-    assert acceleration.kernel([]) is None
-
-
-BF16_MATMUL = ("onednn_verbose,v1,primitive,exec,cpu,matmul,brg_matmul:avx512_core_bf16,undef,src:bf16::blocked:ab::f0 "
-               "wei:bf16::blocked:ab::f0 dst:bf16::blocked:ab::f0,attr-scratchpad:user,,256x256:256x256,0.13")
-FPMATH_IGNORED = ("onednn_verbose,v1,primitive,exec,cpu,matmul,brg_matmul:avx512_core,undef,src:f32::blocked:ab::f0 "
-                  "wei:f32::blocked:ab::f0 dst:f32::blocked:ab::f0,attr-scratchpad:user attr-fpmath:bf16,,256x256:256x256,0.25")
-
-
-def test_verbose_lines_are_split_by_operation():
-    lines = ["noise before", f"{acceleration.MARK}linear", BF16_MATMUL, f"{acceleration.MARK}conv", "a TF log line",
-             FPMATH_IGNORED, f"{acceleration.MARK}end"]
-    sections = acceleration.split_by_operation(lines)
-    assert sections == {"linear": [BF16_MATMUL], "conv": ["a TF log line", FPMATH_IGNORED], "end": []}
-
-
-def test_each_operation_is_judged_by_kernel_and_error():
-    bf16 = acceleration.judge(3e-3, acceleration.parse_verbose([BF16_MATMUL]))
-    assert bf16["bf16"] is True and bf16["arithmetic"] == "bf16" and bf16["data_types"] == ["bf16"]
-    # the attribute alone is not bf16 arithmetic: oneDNN's fp32 kernel ignores it
-    ignored = acceleration.judge(4e-7, acceleration.parse_verbose([FPMATH_IGNORED]))
-    assert ignored["bf16"] is False and ignored["fpmath_attribute"] == "bf16" and "ignored" in ignored["evidence"]
-    # no oneDNN kernel (ONNX Runtime's MLAS with its arm64 option): the error alone tells
-    assert acceleration.judge(3e-3, [])["bf16"] is True and acceleration.judge(4e-7, [])["bf16"] is False
-    # a large error from an fp32 kernel without the attribute is not BF16 fast-math
-    fp32 = FPMATH_IGNORED.replace(" attr-fpmath:bf16", "")
-    assert acceleration.judge(3e-3, acceleration.parse_verbose([fp32]))["bf16"] is False
-
-
-def auxv_bytes(hwcap: int, hwcap2: int) -> bytes:
-    pairs = [(6, 4096), (acceleration.AT_HWCAP, hwcap), (acceleration.AT_HWCAP2, hwcap2), (0, 0)]
-    return b"".join(struct.pack("@LL", kind, value) for kind, value in pairs)
-
-
-def test_arm64_bf16_comes_from_hwcap2():
-    graviton3 = acceleration.parse_auxv(auxv_bytes(acceleration.HWCAP_SVE, acceleration.HWCAP2_BF16
-                                                   | acceleration.HWCAP2_SVEBF16 | acceleration.HWCAP2_I8MM))
-    cpu = acceleration.cpu_features("aarch64", "CPU part\t: 0xd40\n", graviton3)
-    assert cpu["bf16"] is True and cpu["model"] == "Neoverse-V1 (Graviton3)"
-    assert {"sve", "bf16", "svebf16", "i8mm"} <= set(cpu["features"])
-    graviton2 = acceleration.parse_auxv(auxv_bytes(0, 0))
-    cpu = acceleration.cpu_features("arm64", "CPU part\t: 0xd0c\n", graviton2)
-    assert cpu["bf16"] is False and cpu["architecture"] == "aarch64"
-
-
-def test_x86_bf16_comes_from_cpu_flags():
-    assert acceleration.cpu_features("x86_64", "flags\t: fpu sse avx2 fma\n")["bf16"] is False
-    sapphire = acceleration.cpu_features("x86_64", "flags\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n")
-    assert sapphire["bf16"] is True and "amx_bf16" in sapphire["features"]
-
-
-def test_auxv_of_this_process_parses():
-    auxv = acceleration.read_auxv()
-    assert acceleration.AT_HWCAP in auxv
-
-
-def test_error_tells_bf16_from_fp32():
-    def to_bf16(x):  # round to bf16 (keep 8 significant bits), as bf16 kernels do with their operands
-        return (x.view(np.uint32) + 0x8000 & 0xFFFF0000).view(np.float32)
-
-    x, w, b, exact = acceleration.operands(np.random.default_rng(1))["linear"]
-    fp32 = acceleration.relative_error(x @ w + b, exact)
-    bf16 = acceleration.relative_error(to_bf16(x) @ to_bf16(w) + b, exact)
-    assert fp32 < 1e-5 < acceleration.BF16_ERROR < bf16 < 1e-2
-
-
-def test_onnx_models_are_encoded_by_hand_correctly():
-    import onnxruntime
-
-    def session(model: bytes):
-        return onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
-
-    weight = np.arange(6, dtype=np.float32).reshape(3, 2)
-    x = np.ones((acceleration.SIZE, 3), dtype=np.float32)
-    np.testing.assert_allclose(session(acceleration.onnx_matmul_model(weight)).run(None, {"X": x})[0], x @ weight)
-    for name, op_type in (("linear", "Gemm"), ("conv", "Conv")):
-        x, w, b, exact = acceleration.operands(np.random.default_rng(2))[name]
-        model = acceleration.onnx_model(op_type, x.shape, [("W", w), ("B", b)], exact.shape)
-        assert acceleration.relative_error(session(model).run(None, {"X": x})[0], exact) < 1e-5
-
-
-# ------------------------------------------------------------------ workers' math environment
-
-
-def test_fast_math_switch_sets_both_fpmath_names():
-    given = {"MODEL_SERVER_BF16_FASTMATH": "true"}
-    env = worker_environment(3, fpmath_mode(given), given)
-    assert env["DNNL_DEFAULT_FPMATH_MODE"] == env["ONEDNN_DEFAULT_FPMATH_MODE"] == "BF16"
-    assert env["TF_NUM_INTRAOP_THREADS"] == env["OMP_NUM_THREADS"] == "3"
-    assert env["TF_NUM_INTEROP_THREADS"] == "1"
-
-
-@pytest.mark.parametrize("given, expected", [
-    ({}, None),
-    ({"DNNL_DEFAULT_FPMATH_MODE": "BF16"}, "BF16"),  # the arm64 image's default
-    ({"ONEDNN_DEFAULT_FPMATH_MODE": "bf16"}, "BF16"),
-    ({"DNNL_DEFAULT_FPMATH_MODE": "BF16", "ONEDNN_DEFAULT_FPMATH_MODE": "STRICT"}, "STRICT"),  # oneDNN's order
-    ({"DNNL_DEFAULT_FPMATH_MODE": "BF16", "MODEL_SERVER_BF16_FASTMATH": "false"}, "STRICT"),
-    ({"MODEL_SERVER_BF16_FASTMATH": "true"}, "BF16"),
-])
-def test_fpmath_names_are_copied_to_each_other(given, expected):
-    env = worker_environment(1, fpmath_mode(given), given)
-    assert env.get("DNNL_DEFAULT_FPMATH_MODE") == expected
-    assert env.get("ONEDNN_DEFAULT_FPMATH_MODE") == expected
-    assert fpmath_mode(given) == expected
-
-
-def test_explicit_thread_variables_win():
-    env = worker_environment(4, None, {"TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "2"})
-    assert env["TF_NUM_INTRAOP_THREADS"] == env["TF_NUM_INTEROP_THREADS"] == "2"
-
-
-@pytest.mark.parametrize("name, value", [
-    ("MODEL_SERVER_BF16_FASTMATH", "maybe"),
-    ("DNNL_DEFAULT_FPMATH_MODE", "fast"),
-    ("ONEDNN_DEFAULT_FPMATH_MODE", "bf32"),
-    ("MODEL_SERVER_ACCEL_REPORT", "sometimes"),
-])
-def test_bad_values_stop_startup_naming_the_variable(name, value):
-    with pytest.raises(ConfigError, match=name):
-        Settings.from_env({name: value})
-
-
-def test_settings_defaults():
-    settings = Settings.from_env({})
-    assert settings.accel_report is False and settings.fpmath_mode is None
-    settings = Settings.from_env({"MODEL_SERVER_ACCEL_REPORT": "true", "MODEL_SERVER_BF16_FASTMATH": "TRUE"})
-    assert settings.accel_report is True and settings.fpmath_mode == "BF16"
-
-
-# ------------------------------------------------------------------ the startup log line
 
 
 def test_log_report_cancelled_leaves_no_process(caplog):
     """Shutdown during the report: the child and its probes are killed, none left behind."""
 
     async def scenario():
-        task = asyncio.create_task(acceleration.log_report(logging.getLogger("test")))
+        task = asyncio.create_task(accel_log.log_report(logging.getLogger("test")))
         children = []
         for _ in range(100):
             await asyncio.sleep(0.05)
@@ -394,7 +231,7 @@ def test_served_torchscript_answers_in_bf16_only_with_the_switch(start_server, t
     assert answer.status_code == 200, answer.text
     served = np.load(io.BytesIO(answer.content))
     assert served.dtype == np.float32 and served.shape == exact.shape
-    error = acceleration.relative_error(served, exact)
+    error = probes.relative_error(served, exact)
     if switch == "true":
         assert 1e-4 < error < 2e-2, error
     else:

@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 
 from harness.server import free_port
-from server.connections import guarded_protocol
+from server.front.http.connections import guarded_protocol
 from tests.builders import sklearn_model
 from tests.fuzz import bodies
 from tests.fuzz.strategies import npy_claiming

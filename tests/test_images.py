@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.server import ROOT  # noqa: E402
 from server.config import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILES = {"x86_64": ROOT / "Dockerfile.x86", "aarch64": ROOT / "Dockerfile.arm64"}
 LABELS = {
     "com.amazonaws.sagemaker.capabilities.multi-models": "true",

@@ -24,7 +24,7 @@ from handlers.base import Framework, outputs_encode, single_file
 from handlers.errors import BadInput, ModelLoadError, short
 
 BF16_FASTMATH = "mlas.enable_gemm_fastmath_arm64_bfloat16"
-# The workers' oneDNN fpmath mode, normalized by the front (server.workers.worker_environment).
+# The workers' oneDNN fpmath mode, normalized by the front (server.shared.environment.worker_environment).
 FPMATH_VARIABLE = "DNNL_DEFAULT_FPMATH_MODE"
 
 _threads = 1

@@ -60,7 +60,7 @@ def load(artifact: Path):
     return model.eval()
 
 
-# The workers' oneDNN fpmath mode, normalized by the front (server.workers.worker_environment).
+# The workers' oneDNN fpmath mode, normalized by the front (server.shared.environment.worker_environment).
 FPMATH_VARIABLE = "DNNL_DEFAULT_FPMATH_MODE"
 
 # How this worker runs fp32 GEMMs and convolutions, chosen once by ``setup``: "fp32";

@@ -154,7 +154,7 @@ def load(artifact: Path) -> TFModel:
     return _saved_model(artifact)
 
 
-# The workers' oneDNN fpmath mode, normalized by the front (server.workers.worker_environment).
+# The workers' oneDNN fpmath mode, normalized by the front (server.shared.environment.worker_environment).
 FPMATH_VARIABLE = "DNNL_DEFAULT_FPMATH_MODE"
 BF16_REWRITE = "auto_mixed_precision_onednn_bfloat16"
 

@@ -1,9 +1,19 @@
-"""The architecture's import rules, checked on the source and in a running front.
+"""The architecture's import rules, by folder, checked on the source and in a running front.
 
-- The front (every ``server`` module but the worker's own) never imports a framework, nor a
-  ``handlers.frameworks`` module by name: it reaches handlers only through ``handlers.detect``
-  and ``handlers.get``, whose modules must not import their framework at module level.
-- Framework modules use the handlers core and never each other; the core never names them.
+Which process runs a module is told by its folder (``server/__init__.py``), and these rules keep
+it true:
+
+- the front (``server/front/``, ``server/config.py``, ``server/__main__.py``) and what both
+  processes share (``server/shared/``) never import a framework, numpy, model code
+  (``handlers.frameworks``, ``handlers.serving``, ``handlers.user_code``) or the worker;
+- ``server/shared/`` imports nothing else of ``server``, so neither side pulls in the other;
+- the worker (``server/worker/``) and the offline diagnostic (``server/diagnostics/``) never
+  import the front;
+- framework modules use the handlers core and never each other; the core never names them,
+  and no handler imports ``server``.
+
+Every module of ``server`` and ``handlers`` is in exactly one of these folders' rules: a new
+file is checked the day it is added, by where it lies.
 """
 
 import ast
@@ -17,8 +27,9 @@ from harness.server import ROOT
 
 FRAMEWORK_PACKAGES = {"torch", "torchvision", "tensorflow", "keras", "sklearn", "xgboost", "onnxruntime", "prophet",
                       "cmdstanpy", "pandas", "joblib", "skops", "onnx"}
-WORKER_SIDE = {"worker.py", "acceleration.py"}  # the worker process; an offline diagnostic
-CORE = ("base.py", "codecs.py", "context.py", "errors.py", "serving.py", "user_code.py", "__init__.py")
+NOT_IN_THE_FRONT = FRAMEWORK_PACKAGES | {"numpy", "scipy"}
+MODEL_CODE = ("handlers.frameworks", "handlers.serving", "handlers.user_code", "handlers.batching")
+SERVER = ROOT / "server"
 
 
 def imports(path: Path) -> set[str]:
@@ -37,25 +48,61 @@ def top(name: str) -> str:
     return name.split(".", 1)[0]
 
 
-@pytest.mark.parametrize("path", sorted(p for p in (ROOT / "server").glob("*.py") if p.name not in WORKER_SIDE),
-                         ids=lambda p: p.name)
-def test_the_front_imports_no_framework(path):
+def under(name: str, *packages: str) -> bool:
+    return any(name == package or name.startswith(package + ".") for package in packages)
+
+
+def modules(*folders: str) -> list[Path]:
+    return sorted(path for folder in folders for path in (ROOT / folder).rglob("*.py"))
+
+
+def ids(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+FRONT = modules("server/front") + [SERVER / "config.py", SERVER / "__main__.py", SERVER / "__init__.py"]
+SHARED = modules("server/shared")
+WORKER = modules("server/worker")
+DIAGNOSTICS = modules("server/diagnostics")
+FRAMEWORK_MODULES = modules("handlers/frameworks")
+CORE = [path for path in modules("handlers") if path not in FRAMEWORK_MODULES]
+
+
+def test_every_server_module_lies_in_a_folder_with_rules():
+    ruled = set(FRONT + SHARED + WORKER + DIAGNOSTICS)
+    assert set(modules("server")) == ruled, sorted(map(ids, set(modules("server")) - ruled))
+
+
+@pytest.mark.parametrize("path", FRONT + SHARED, ids=ids)
+def test_the_front_and_the_shared_code_import_no_framework_numpy_or_model_code(path):
     named = imports(path)
-    assert not {top(name) for name in named} & FRAMEWORK_PACKAGES
-    assert not [name for name in named if name.startswith("handlers.frameworks")]
-    assert "handlers.serving" not in named and "handlers.user_code" not in named  # model code runs in workers only
+    assert not {top(name) for name in named} & NOT_IN_THE_FRONT
+    assert not [name for name in named if under(name, *MODEL_CODE)]
+    assert not [name for name in named if under(name, "server.worker")]
+    if path != SERVER / "__main__.py":  # the CLI's accel-report command runs the diagnostic, lazily
+        assert not [name for name in named if under(name, "server.diagnostics")]
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "handlers" / "frameworks").glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SHARED, ids=ids)
+def test_the_shared_code_imports_nothing_else_of_the_server(path):
+    assert not [name for name in imports(path) if top(name) == "server" and not under(name, "server.shared")]
+
+
+@pytest.mark.parametrize("path", WORKER + DIAGNOSTICS, ids=ids)
+def test_the_worker_and_the_diagnostic_never_import_the_front(path):
+    assert not [name for name in imports(path) if under(name, "server.front")]
+
+
+@pytest.mark.parametrize("path", FRAMEWORK_MODULES, ids=ids)
 def test_framework_modules_use_the_core_not_each_other(path):
     named = imports(path)
     assert not [name for name in named if name.startswith("handlers.frameworks")]
     assert not [name for name in named if top(name) == "server"]
 
 
-@pytest.mark.parametrize("name", CORE)
-def test_the_core_never_names_a_framework_module(name):
-    named = imports(ROOT / "handlers" / name)
+@pytest.mark.parametrize("path", CORE, ids=ids)
+def test_the_core_never_names_a_framework_module_nor_the_server(path):
+    named = imports(path)
     assert not [n for n in named if n.startswith("handlers.frameworks")]
     assert not [n for n in named if top(n) == "server"]
 
@@ -64,7 +111,7 @@ PROBE = r"""
 import sys
 from pathlib import Path
 import handlers
-from server.app import build_app
+from server.front.http.app import build_app
 from server.config import Settings
 
 root = Path(sys.argv[1])
@@ -87,9 +134,9 @@ print(" ".join(sorted({m.split(".")[0] for m in sys.modules})))
 """
 
 
-def test_a_front_that_detected_every_framework_has_imported_none(tmp_path):
+def test_a_front_that_detected_every_framework_has_imported_none_nor_numpy(tmp_path):
     done = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     loaded = set(done.stdout.split())
     assert "handlers" in loaded and "starlette" in loaded
-    assert not loaded & FRAMEWORK_PACKAGES, loaded & FRAMEWORK_PACKAGES
+    assert not loaded & NOT_IN_THE_FRONT, loaded & NOT_IN_THE_FRONT

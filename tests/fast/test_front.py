@@ -6,8 +6,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from handlers.errors import Conflict, InsufficientMemory, NotFound
-from server.app import build_app
 from server.config import Settings
+from server.front.http.app import build_app
 
 
 class RecordingService:

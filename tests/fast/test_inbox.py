@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from server.inbox import LARGE, STALLED_AFTER_SECONDS, FrameReader, Inbox
-from server.protocol import Op, pack
+from server.shared.protocol import Op, pack
+from server.worker.inbox import LARGE, STALLED_AFTER_SECONDS, FrameReader, Inbox
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,10 @@ import socket
 
 import pytest
 
-from server import running
-from server.inbox import FrameReader
-from server.protocol import Op, WorkerConfig
-from server.worker import Worker
+from server.shared import running
+from server.shared.protocol import Op, WorkerConfig
+from server.worker.inbox import FrameReader
+from server.worker.main import Worker
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 Started by the front as ``python -m server.worker CONFIG_JSON FD FRONT_PID``. It imports its framework
 once, then serves frames from the socket ``FD`` on a few threads (NumPy and the frameworks
 release the GIL in their kernels). The frames read and not yet started wait in an inbox
-(``server.inbox``), from which a free thread takes the next frame, or every waiting invoke of
+(``server.worker.inbox``), from which a free thread takes the next frame, or every waiting invoke of
 one batchable model as one group, and answers it; whoever reads a lone request runs it itself,
 with no hand-off to another thread. Each load runs on a thread of its own, so a slow
 (or never-ending) load holds up neither predictions nor other loads, and unloads have a thread
@@ -34,10 +34,9 @@ from typing import Any
 
 from handlers import serving
 from handlers.errors import NotFound, ServingError, describe
-from server.inbox import FrameReader, Inbox
-from server.logs import setup_logging
-from server.memory import rss
-from server.protocol import (
+from handlers.lifetime import die_with_parent
+from server.shared.logs import setup_logging
+from server.shared.protocol import (
     HELLO_ID,
     Hello,
     InvokeReply,
@@ -53,7 +52,9 @@ from server.protocol import (
     WorkerConfig,
     pack,
 )
-from server.running import RunningTable
+from server.shared.rss import rss
+from server.shared.running import RunningTable
+from server.worker.inbox import FrameReader, Inbox
 
 log = logging.getLogger("worker")
 Runner = Callable[[Any, bytes], tuple[Any, bytes]]
@@ -64,7 +65,6 @@ try:
     _LIBC = ctypes.CDLL("libc.so.6")
 except OSError:  # not glibc
     _LIBC = None
-PR_SET_PDEATHSIG = 1
 
 
 def _release_memory() -> None:
@@ -81,8 +81,7 @@ def die_with_the_front(front_pid: int) -> None:
 
     The front's pid is passed in rather than guessed: in a container the front is PID 1, so a
     parent of 1 does not mean it has gone."""
-    if _LIBC is not None:
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    die_with_parent()
     if os.getppid() != front_pid:  # the front died before the request took effect
         os._exit(1)
 
@@ -307,6 +306,3 @@ def main() -> None:
 def _own_thread(run: Callable[[], None]) -> None:
     threading.Thread(target=run, name="load", daemon=True).start()
 
-
-if __name__ == "__main__":
-    main()

@@ -3,7 +3,7 @@
 A ``WorkerProcess`` is one ``python -m server.worker`` child joined to the front by a socket pair.
 Calls are multiplexed over that socket by id, so many requests are in flight at once. When the
 child dies, every call in flight fails at once with ``WorkerDied``; whoever owns the worker
-decides what to do next (``server.pool`` restarts it and has its models reloaded).
+decides what to do next (``server.front.supervisor.pool`` restarts it and has its models reloaded).
 """
 
 import asyncio
@@ -14,16 +14,14 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from server import running
-from server.protocol import HELLO_ID, PREFIX, SHUTDOWN_ID, Op, WorkerConfig, pack, parse_header, unpack_prefix
+from server.shared import running
+from server.shared.paths import PROJECT_ROOT
+from server.shared.protocol import HELLO_ID, PREFIX, SHUTDOWN_ID, Op, WorkerConfig, pack, parse_header, unpack_prefix
 
 log = logging.getLogger("workers")
 Frame = tuple[dict[str, Any], bytes]  # a reply: header and body
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXIT_GRACE_SECONDS = 1.0  # after the process exits, how long its socket may stay open before it is closed
 
 
@@ -68,7 +66,7 @@ class WorkerProcess:
         self.loads: set[int] = set()  # the ids in in_flight that are loads
         self.died_with: set[str] = set()  # the models it was running (loading or invoking) when it died
         self.died_invoking: set[str] = set()  # those of them it was running invokes of
-        self.running = mmap.mmap(-1, running.SLOT.size)  # what its threads run (server.running); made at start
+        self.running = mmap.mmap(-1, running.SLOT.size)  # what its threads run (server.shared.running); made at start
         self.tasks: set[asyncio.Task[None]] = set()  # its reader and exit watcher, held until they end
 
     @property
@@ -221,19 +219,3 @@ class WorkerProcess:
 def _expire(future: asyncio.Future[Frame]) -> None:
     if not future.done():
         future.set_exception(TimeoutError())
-
-
-def worker_environment(intra_op_threads: int, fpmath_mode: str | None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a worker: ours (or ``environ``), with numeric libraries held to their
-    share of cores and oneDNN's fpmath mode (``Settings.fpmath_mode``) under both of its names."""
-    env = dict(os.environ if environ is None else environ)
-    threads = str(intra_op_threads)
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
-        env.setdefault(name, threads)
-    env.setdefault("TF_NUM_INTEROP_THREADS", "1")  # requests already arrive on the worker's own threads
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow C++ INFO/WARNING start-up banners; errors still log
-    if fpmath_mode is not None:
-        env["DNNL_DEFAULT_FPMATH_MODE"] = env["ONEDNN_DEFAULT_FPMATH_MODE"] = fpmath_mode
-    # compat/: the AWS containers' script modules (sagemaker_containers, sagemaker_xgboost_container) for user code.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), str(PROJECT_ROOT / "compat"), env.get("PYTHONPATH")]))
-    return env

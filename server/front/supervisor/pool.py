@@ -11,7 +11,7 @@ killed. Either way the slot gets a new worker (after a backoff if it keeps dying
 the pool's listener — the model service — is told, so that it can reload the models.
 
 The pool knows nothing of models beyond the names each worker holds (for choosing the
-least-filled slot): the registry, the budget and the reloads stay in ``server.service``.
+least-filled slot): the registry, the budget and the reloads stay in ``server.front.service``.
 """
 
 import asyncio
@@ -21,10 +21,11 @@ from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar
 
 from handlers.errors import ServingError
-from server import metrics
 from server.config import Settings
-from server.protocol import Op, WorkerConfig
-from server.workers import WorkerDied, WorkerProcess, worker_environment
+from server.front import metrics
+from server.front.supervisor.process import WorkerDied, WorkerProcess
+from server.shared.environment import worker_environment
+from server.shared.protocol import Op, WorkerConfig
 
 log = logging.getLogger("pool")
 T = TypeVar("T")

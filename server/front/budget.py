@@ -14,6 +14,8 @@ from pathlib import Path
 
 import psutil
 
+from server.shared.rss import tree_rss
+
 log = logging.getLogger("memory")
 
 
@@ -38,23 +40,6 @@ def directory_bytes(path: Path) -> int:
             except OSError:
                 pass
     return total
-
-
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def rss(pid: int | str = "self") -> int:
-    """Resident memory of one process (0 if it is gone): /proc's statm, read on every load."""
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as file:
-            return int(file.read().split()[1]) * _PAGE
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-def tree_rss(pids: Iterable[int | str]) -> int:
-    """Resident memory of the given processes, summed (missing ones count as zero)."""
-    return sum(rss(pid) for pid in pids)
 
 
 class MemoryBudget:

@@ -1,7 +1,7 @@
 """The model service: load, unload, list, describe and invoke models on framework workers.
 
 It owns the registry and the memory budget, and places models on the workers of
-``server.pool``. Routes call it; it calls workers. When the pool reports a worker dead, the
+``server.front.supervisor.pool``. Routes call it; it calls workers. When the pool reports a worker dead, the
 models it held stay listed (as LOADING) and requests to them wait; once the pool has a new
 worker in the slot, the service reloads them there.
 """
@@ -17,13 +17,14 @@ from typing import Any
 import handlers
 from handlers.base import Framework
 from handlers.errors import BadInput, Conflict, InsufficientMemory, NotFound, ServingError
-from server import acceleration, metrics, submit_dir
 from server.config import Settings
-from server.memory import MemoryBudget, directory_bytes, tree_rss
-from server.pool import WorkerPool
-from server.protocol import Op
-from server.registry import ModelEntry, Registry, check_name
-from server.workers import WorkerDied, WorkerProcess
+from server.front import accel_log, metrics, submit_dir
+from server.front.budget import MemoryBudget, directory_bytes
+from server.front.registry import ModelEntry, Registry, check_name
+from server.front.supervisor.pool import WorkerPool
+from server.front.supervisor.process import WorkerDied, WorkerProcess
+from server.shared.protocol import Op
+from server.shared.rss import tree_rss
 
 log = logging.getLogger("service")
 
@@ -63,7 +64,7 @@ class ModelService:
 
     async def start(self) -> None:
         if self.settings.accel_report:  # MODEL_SERVER_ACCEL_REPORT: one log line, in a child process
-            self.spawn(acceleration.log_report(log), "accel-report")
+            self.spawn(accel_log.log_report(log), "accel-report")
         if not self.settings.multi_model:
             self.spawn(self._load_single_model(), "load-single-model")
         elif self.settings.preload:

@@ -16,10 +16,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from handlers.errors import BadInput, NotFound, ServingError
-from server import metrics
 from server.config import Settings
-from server.fastpath import ASGIApp, InvokeFastPath, read_body
-from server.service import ModelService
+from server.front import metrics
+from server.front.http.fastpath import ASGIApp, InvokeFastPath, read_body
+from server.front.service import ModelService
 
 log = logging.getLogger("front")
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -34,7 +34,7 @@ def error_response(err: ServingError) -> Response:
 
 
 def build_app(settings: Settings, service: ModelService | None = None) -> ASGIApp:
-    """The front: the invoke path in plain ASGI (``server.fastpath``) before Starlette's router."""
+    """The front: the invoke path in plain ASGI (``server.front.http.fastpath``) before Starlette's router."""
     service = service or ModelService(settings)
 
     async def ping(request: Request) -> Response:

@@ -16,7 +16,7 @@ import orjson
 
 from handlers.errors import BadInput, ServingError
 from server.config import Settings
-from server.service import SINGLE_MODEL_NAME, ModelService
+from server.front.service import SINGLE_MODEL_NAME, ModelService
 
 log = logging.getLogger("front")
 

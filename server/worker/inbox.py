@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from server.protocol import PREFIX, Op, parse_header
+from server.shared.protocol import PREFIX, Op, parse_header
 
 Frame = tuple[dict[str, Any], bytes]
 LARGE = 1 << 20  # a body this big is read straight into its own buffer, not through the shared one

@@ -75,6 +75,19 @@ class NotFound(ServingError):
     status = 404
 
 
+class ModelNotLoaded(NotFound):
+    """The model named is not loaded (never was, was unloaded, or its load failed)."""
+
+    def __init__(self, message: str = "model is not loaded"):
+        super().__init__(message)
+
+
+class ResourceNotFound(NotFound):
+    """No such route, model url or mode: the platform's ``ResourceNotFoundException``."""
+
+    type = "ResourceNotFoundException"
+
+
 class Conflict(ServingError):
     """A model of that name is loaded already."""
 

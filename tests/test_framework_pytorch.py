@@ -125,7 +125,6 @@ def test_state_dict_without_model_fn_is_400(server, root):
     assert server.client.get("/models/bare").status_code == 404
 
 
-@pytest.mark.skipif(importlib.util.find_spec("handlers.user_code") is None, reason="user code hooks not present")
 def test_eager_model_through_model_fn(server, root, rows):
     directory = root / "pytorch-eager" / "model"
     server.load("eager", directory)

@@ -16,7 +16,7 @@ from typing import Any
 
 import handlers
 from handlers.base import Framework
-from handlers.errors import BadInput, Conflict, InsufficientMemory, NotFound, ServingError
+from handlers.errors import BadInput, Conflict, InsufficientMemory, ModelNotLoaded, ResourceNotFound, ServingError
 from server.config import Settings
 from server.front import accel_log, metrics, submit_dir
 from server.front.budget import MemoryBudget, directory_bytes
@@ -110,7 +110,7 @@ class ModelService:
     def describe(self, name: str) -> dict[str, Any]:
         entry = self.registry.get(name)
         if entry is None:
-            raise NotFound("model is not loaded")
+            raise ModelNotLoaded()
         return entry.describe()
 
     def listing(self, token: str | None, limit: str | None) -> dict[str, Any]:
@@ -139,9 +139,9 @@ class ModelService:
             if inside_root and path != root and root not in path.parents:
                 raise BadInput("url is not inside the models root")
             if not path.exists():
-                raise NotFound("url does not exist", type="ResourceNotFoundException")
+                raise ResourceNotFound("url does not exist")
             if not path.is_dir():
-                raise NotFound("url is not a directory", type="ResourceNotFoundException")
+                raise ResourceNotFound("url is not a directory")
         except RuntimeError:  # Path.resolve on a symlink loop (Python 3.11)
             raise BadInput("url is a symlink loop") from None
         except (OSError, ValueError) as err:  # ELOOP, ENAMETOOLONG, EACCES; unencodable text
@@ -294,11 +294,11 @@ class ModelService:
     async def unload(self, name: str) -> None:
         entry = self.registry.get(name)
         if entry is None:
-            raise NotFound("model is not loaded")
+            raise ModelNotLoaded()
         if entry.state == "loading" and not entry.loaded_at:
             await entry.ready.wait()  # let the first load finish, then unload what it made
             if self.registry.get(name) is not entry:
-                raise NotFound("model is not loaded")
+                raise ModelNotLoaded()
         started = time.perf_counter()
         self.registry.remove(entry)
         replicas, entry.replicas = entry.replicas, []
@@ -322,7 +322,7 @@ class ModelService:
         entry = self.registry.get(name)
         if entry is None:
             metrics.cache_misses.inc()
-            raise self.single_failure or NotFound("model is not loaded")
+            raise self.single_failure or ModelNotLoaded()
         timeout = self.settings.timeout_seconds
         started = time.perf_counter()
         header = {"op": Op.INVOKE, "key": name, "headers": headers}
@@ -393,7 +393,7 @@ class ModelService:
         if entry.state == "quarantined" and entry.failure is not None:
             raise entry.failure
         if entry.state != "ready" or not entry.replicas or self.registry.get(entry.name) is not entry:
-            raise NotFound("model is not loaded")  # its load failed, or it was unloaded while this request waited
+            raise ModelNotLoaded()  # its load failed, or it was unloaded while this request waited
 
     # ------------------------------------------------------------------ replicas
 
@@ -404,7 +404,7 @@ class ModelService:
         another replica on another worker of its framework, while there is a slot for one."""
         replicas = entry.replicas
         if not replicas:
-            raise NotFound("model is not loaded")  # a load that failed after serving from its first replica
+            raise ModelNotLoaded()  # a load that failed after serving from its first replica
         worker: WorkerProcess = replicas[0] if len(replicas) == 1 else min(replicas, key=lambda w: len(w.pending))
         if self.settings.auto_replicate:
             outstanding = len(worker.pending)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from handlers import serving
-from handlers.errors import NotFound, ServingError, describe
+from handlers.errors import ModelNotLoaded, ServingError, describe
 from handlers.lifetime import die_with_parent
 from server.shared.logs import setup_logging
 from server.shared.protocol import (
@@ -184,7 +184,7 @@ class Worker:
         """Answer invokes of one model, predicted together where they merge."""
         served = self.models.get(frames[0][0]["key"])
         if served is None:
-            answers: list[serving.Answer | BaseException] = [NotFound("model is not loaded in its worker")] * len(frames)
+            answers: list[serving.Answer | BaseException] = [ModelNotLoaded("model is not loaded in its worker")] * len(frames)
         else:
             try:
                 answers = served.answer_all([(body, header.get("headers", {})) for header, body in frames])

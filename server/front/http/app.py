@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from handlers.errors import BadInput, NotFound, ServingError
+from handlers.errors import BadInput, ResourceNotFound, ServingError
 from server.config import Settings
 from server.front import metrics
 from server.front.http.fastpath import ASGIApp, InvokeFastPath, read_body
@@ -52,11 +52,11 @@ def build_app(settings: Settings, service: ModelService | None = None) -> ASGIAp
 
     async def invocations(request: Request) -> Response:
         # Single-model invocations never get here: the fast path answers them.
-        raise NotFound("this is a multi-model server: invoke POST /models/{name}/invoke", type="ResourceNotFoundException")
+        raise ResourceNotFound("this is a multi-model server: invoke POST /models/{name}/invoke")
 
     async def invoke_named(request: Request) -> Response:
         # Multi-model invocations never get here (the fast path answers them): only the guard's 404.
-        raise NotFound("model management needs SAGEMAKER_MULTI_MODEL=true", type="ResourceNotFoundException")
+        raise ResourceNotFound("model management needs SAGEMAKER_MULTI_MODEL=true")
 
     async def load_model(request: Request) -> Response:
         body = await read_body(request.receive, request.headers.get("content-length", "").encode() or None, 2**20)
@@ -89,7 +89,7 @@ def build_app(settings: Settings, service: ModelService | None = None) -> ASGIAp
     def multi_model_only(endpoint: Endpoint) -> Endpoint:
         async def guarded(request: Request) -> Response:
             if not settings.multi_model:
-                raise NotFound("model management needs SAGEMAKER_MULTI_MODEL=true", type="ResourceNotFoundException")
+                raise ResourceNotFound("model management needs SAGEMAKER_MULTI_MODEL=true")
             return await endpoint(request)
 
         return guarded
@@ -101,7 +101,7 @@ def build_app(settings: Settings, service: ModelService | None = None) -> ASGIAp
     async def http_error(request: Request, err: Exception) -> Response:
         assert isinstance(err, HTTPException)
         if err.status_code == 404:
-            return error_response(NotFound("no such route", type="ResourceNotFoundException"))
+            return error_response(ResourceNotFound("no such route"))
         if err.status_code == 405:
             return error_response(ServingError(f"method {request.method} is not allowed here", 405))
         return error_response(ServingError(str(err.detail), err.status_code))

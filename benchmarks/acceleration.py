@@ -37,8 +37,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from server.acceleration import cpu_features, predictor, set_up_like_a_worker  # noqa: E402
 from server.config import fpmath_mode  # noqa: E402
+from server.diagnostics.cpu import cpu_features  # noqa: E402
+from server.diagnostics.probes import predictor, set_up_like_a_worker  # noqa: E402
 from server.shared.environment import worker_environment  # noqa: E402
 
 FRAMEWORKS = ("pytorch", "tensorflow", "onnx")

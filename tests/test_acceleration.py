@@ -22,8 +22,9 @@ import numpy as np
 import psutil
 import pytest
 
-from harness.server import ROOT  # noqa: E402
+from harness.server import ROOT
 from server.diagnostics import cpu, probes
+from server.diagnostics import report as accel_report
 from server.front import accel_log
 from tests.builders import npy
 
@@ -90,7 +91,7 @@ def test_report_here_reads_fast_math_inactive_with_fp32_errors(default_report):
     assert report["frameworks"]["torch"]["fastmath_route"] == "fp32"
     assert report["frameworks"]["tensorflow"]["bf16_rewrite"] is False
     assert report["frameworks"]["tensorflow"]["ops"]["conv"]["kernel"]  # TensorFlow's convolutions run on oneDNN
-    for name in report.VERSION_ONLY:
+    for name in accel_report.VERSION_ONLY:
         assert report["frameworks"][name]["version"]
     assert report["wall_seconds"] < 150  # three probes in parallel, each saving and loading three models
 

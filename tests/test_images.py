@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.server import ROOT  # noqa: E402
+from harness.server import ROOT
 from server.config import Settings
 
 DOCKERFILES = {"x86_64": ROOT / "Dockerfile.x86", "aarch64": ROOT / "Dockerfile.arm64"}

@@ -174,6 +174,8 @@ class Events:
     kills: list[tuple[float, str]] = field(default_factory=list)  # (time, framework) of a worker's death we caused
     absent: dict[str, int] = field(default_factory=dict)  # model -> churn generation while it is unloaded or reloading
     generation: Counter = field(default_factory=Counter)  # model -> times the churn touched it
+    sigkills: int = 0
+    poison_invokes: int = 0
     quarantines: int = 0
     poison_loads: int = 0
     churned: int = 0
@@ -313,6 +315,7 @@ class Soak:
                     continue
                 with self.events.lock:
                     self.events.kills.append((time.monotonic(), framework))
+                    self.events.sigkills += 1
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -339,6 +342,7 @@ class Soak:
                         break
                     with self.events.lock:
                         self.events.kills.append((time.monotonic(), "sklearn"))
+                        self.events.poison_invokes += 1
                     response = client.post("/models/soak-poison/invoke", content=b"1,2,3,4", headers=CSV)
                     with self.events.lock:
                         self.events.kills.append((time.monotonic(), "sklearn"))
@@ -401,7 +405,7 @@ class Soak:
         while time.monotonic() < deadline:
             time.sleep(min(10.0, max(0.0, deadline - time.monotonic())))
             done = [o for o in self.outcomes if o.started >= began]
-            print(f"  {time.monotonic() - began:6.0f}s  {len(done):7d} requests  kills {len(self.events.kills)}"
+            print(f"  {time.monotonic() - began:6.0f}s  {len(done):7d} requests  SIGKILLs {self.events.sigkills}"
                   f"  quarantines {self.events.quarantines}  churned {self.events.churned}", flush=True)
         self.stop.set()
         for thread in faults + threads:
@@ -447,7 +451,8 @@ class Soak:
             "excused_503_at_a_kill": sum(o.status == 503 for o in excused), "excused_404_churn": sum(o.status == 404 for o in excused),
             "lost": len(lost), "lost_examples": [f"{o.model.name} {o.status} {o.message[:100]}" for o in lost[:8]],
             "wrong_examples": [o.model.name for o in wrong[:8]],
-            "kills": len(self.events.kills), "worker_restarts": restarts, "quarantines": quarantines,
+            "sigkills": self.events.sigkills, "poison_invokes": self.events.poison_invokes,
+            "worker_restarts": restarts, "quarantines": quarantines,
             "poison_loads": self.events.poison_loads, "churned": self.events.churned,
             "problems": self.events.problems, "per_minute": per_minute,
             "resources_start": first, "resources_end": last, "resources_flat": flat,
@@ -481,7 +486,8 @@ def print_result(result: dict) -> None:
           f"({result['answered_200']} answered 200)")
     print(f"  lost {result['lost']}, wrong {result['wrong']}; excused: {result['excused_503_at_a_kill']} 503 at a kill, "
           f"{result['excused_404_churn']} 404 during churn")
-    print(f"  kills {result['kills']}, worker restarts {result['worker_restarts']:.0f}, quarantines {result['quarantines']:.0f} "
+    print(f"  SIGKILLs {result['sigkills']}, poison invokes {result['poison_invokes']}, "
+          f"worker restarts {result['worker_restarts']:.0f}, quarantines {result['quarantines']:.0f} "
           f"(poison loaded {result['poison_loads']} times), churned {result['churned']}")
     print("  minute  requests   p50 ms   p99 ms")
     for minute, row in result["per_minute"].items():

@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from local.app import build_app
     from local.artifacts import Storage
-    from local.control import ControlPlane
-    from local.endpoint import Platform
+    from local.control_plane import ControlPlane
+    from local.platform import Platform
     from local.proxy import MotoBackend
 
     temporary = args.state_dir is None

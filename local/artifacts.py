@@ -52,7 +52,8 @@ class Storage:
     def read(self, url: str) -> bytes:
         bucket, key = split_s3(url)
         try:
-            return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            body: bytes = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return body
         except Exception as err:
             raise ArtifactError(f"Could not read {url}: {_reason(err)}") from None
 

@@ -7,6 +7,8 @@ container, and the directory the platform would mount (``/opt/ml/model`` for a s
 ``Environment`` comes last and wins, as on the platform.
 """
 
+from __future__ import annotations
+
 import asyncio
 import os
 import signal
@@ -16,8 +18,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from local.multimodel import ModelCache
 
 ROOT = Path(__file__).resolve().parent.parent  # where ``python -m server`` is importable
 STOP_GRACE_SECONDS = 30  # SIGTERM, then SIGKILL 30 s later, as the platform stops a container
@@ -45,7 +51,7 @@ class ContainerSpec:
     image: str
     model_data_url: str | None
     multi_model: bool
-    environment: dict
+    environment: dict[str, str]
     cache_enabled: bool = True
 
 
@@ -61,7 +67,7 @@ class Container:
     directories mounted where the platform mounts them and the port published on loopback only.
     """
 
-    def __init__(self, spec: ContainerSpec, directory: Path, port: int, safe_range: str, extra_env: dict,
+    def __init__(self, spec: ContainerSpec, directory: Path, port: int, safe_range: str, extra_env: dict[str, str],
                  runner: str = "process", name: str = "container"):
         self.spec = spec
         self.directory = directory
@@ -92,7 +98,7 @@ class Container:
             env.update(PYTHONPATH=str(ROOT), MODEL_SERVER_HOST="127.0.0.1", MODEL_SERVER_MODEL_DIR=str(self.model_dir),
                        MODEL_SERVER_MODELS_ROOT=str(self.models_root))
             self.env = {**env, **platform, **user}
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.log_path = directory / "container.log"
 
     def start(self) -> None:
@@ -156,12 +162,15 @@ class Instance:
     directory: Path
     containers: list[Container]
     outstanding: int = 0
-    models: object = None  # the multi-model cache (local.multimodel.ModelCache) when one container is MME
+    models: ModelCache | None = None  # when one container is multi-model
     healthy: bool = False
     served: int = field(default=0)
 
-    def container(self, hostname: str) -> Container | None:
-        return next((c for c in self.containers if c.spec.hostname == hostname), None)
+    def container(self, hostname: str) -> Container:
+        for container in self.containers:
+            if container.spec.hostname == hostname:
+                return container
+        raise LookupError(f"{self.name} has no container {hostname}")
 
     def stop(self) -> None:
         for container in self.containers:
@@ -169,7 +178,7 @@ class Instance:
 
 
 def build_instance(
-    name: str, endpoint: str, variant: str, directory: Path, specs: list[ContainerSpec], extra_env: dict,
+    name: str, endpoint: str, variant: str, directory: Path, specs: list[ContainerSpec], extra_env: dict[str, str],
     runner: str = "process",
 ) -> Instance:
     """An instance whose containers have ports from one safe range of their own (not started yet)."""

@@ -1,6 +1,6 @@
 """How an instance's container is started: as a process of this checkout, or as the built image.
 
-The process runner is exercised end to end by every other test_local_endpoint module; the docker
+The process runner is exercised end to end by every other module of tests/local_endpoint; the docker
 runner needs a container engine this machine lacks, so its command line is checked here: the
 image run with ``serve``, the platform's variables (the user's Environment winning), the port
 published on loopback only, the model directories mounted where the platform mounts them.

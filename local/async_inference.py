@@ -13,13 +13,17 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from local import metrics
 from local.artifacts import ArtifactError, split_s3
-from local.aws import ServiceError
-from local.endpoint import Invocation
+from local.instances import Instance
+from local.invocation import Answer, Invocation
+from local.platform import Platform
+from local.service_errors import ServiceError
 
 log = logging.getLogger("local.async")
 DEFAULT_CONCURRENCY = 4
@@ -50,10 +54,16 @@ class AsyncRequest:
     received: float = field(default_factory=time.time)
 
 
+Invoke = Callable[[Invocation, Instance], Awaitable[Answer]]
+
+
 class AsyncQueue:
-    def __init__(self, endpoint, platform):
-        config = endpoint.config.async_config
+    """One async endpoint's queue and its workers (``invoke`` routes a request, preferring the
+    worker's own instance)."""
+
+    def __init__(self, endpoint: str, config: dict[str, Any], platform: Platform, invoke: Invoke):
         self.endpoint = endpoint
+        self.invoke = invoke
         self.platform = platform
         self.concurrency = int(config.get("ClientConfig", {}).get("MaxConcurrentInvocationsPerInstance",
                                                                     DEFAULT_CONCURRENCY))
@@ -64,10 +74,10 @@ class AsyncQueue:
         self.success_topic = notification.get("SuccessTopic")
         self.error_topic = notification.get("ErrorTopic")
         self.queue: asyncio.Queue[AsyncRequest] = asyncio.Queue()
-        self.workers: dict[str, list[asyncio.Task]] = {}
+        self.workers: dict[str, list[asyncio.Task[None]]] = {}
         self.backlog = 0
         self.closing = False  # the endpoint is being deleted: requests in flight are dropped
-        self.gauge = metrics.backlog.labels(endpoint.name)
+        self.gauge = metrics.backlog.labels(endpoint)
         self.gauge.set(0)
 
     def submit(self, input_location: str | None, content_type: str | None, accept: str | None,
@@ -98,12 +108,12 @@ class AsyncQueue:
         self.backlog += delta
         self.gauge.set(self.backlog)
 
-    def add_instance(self, instance) -> None:
+    def add_instance(self, instance: Instance) -> None:
         self.workers[instance.name] = [
             asyncio.create_task(self._work(instance)) for _ in range(self.concurrency)
         ]
 
-    def remove_instance(self, instance) -> None:
+    def remove_instance(self, instance: Instance) -> None:
         for task in self.workers.pop(instance.name, []):
             task.cancel()
 
@@ -114,9 +124,9 @@ class AsyncQueue:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        metrics.backlog.remove(self.endpoint.name)
+        metrics.backlog.remove(self.endpoint)
 
-    async def _work(self, instance) -> None:
+    async def _work(self, instance: Instance) -> None:
         while True:
             request = await self.queue.get()
             try:
@@ -131,7 +141,7 @@ class AsyncQueue:
             finally:
                 self._count(-1)
 
-    async def _process(self, request: AsyncRequest, instance) -> None:
+    async def _process(self, request: AsyncRequest, instance: Instance) -> None:
         if time.time() - request.received > request.ttl:
             await self._fail(request, f"Request expired: it waited over {request.ttl:g} s in the queue.")
             return
@@ -147,7 +157,7 @@ class AsyncQueue:
             timeout=request.timeout,
         )
         try:
-            answer = await self.endpoint.invoke(invocation, instance=instance)
+            answer = await self.invoke(invocation, instance)
         except ServiceError as err:
             await self._fail(request, f"{err.code}: {err.message}")
             return
@@ -169,17 +179,17 @@ class AsyncQueue:
         await self._notify(self.error_topic, request, "Failed", {"failureLocation": request.failure_location},
                            failure=reason)
 
-    async def _notify(self, topic: str | None, request: AsyncRequest, status: str, response: dict,
+    async def _notify(self, topic: str | None, request: AsyncRequest, status: str, response: dict[str, Any],
                       failure: str | None = None) -> None:
         if not topic:
             return
-        message = {
+        message: dict[str, Any] = {
             "awsRegion": self.platform.region,
             "eventTime": _iso(time.time()),
             "receivedTime": _iso(request.received),
             "invocationStatus": status,
             "requestParameters": {
-                "contentType": request.content_type, "endpointName": self.endpoint.name,
+                "contentType": request.content_type, "endpointName": self.endpoint,
                 "inputLocation": request.input_location,
             },
             "responseParameters": response,

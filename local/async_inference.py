@@ -6,6 +6,13 @@ reads the input from S3, invokes (timeout up to 3600 s), writes the answer to
 ``S3OutputPath/<InferenceId>.out`` or the failure to ``S3FailurePath/<InferenceId>-error.out``,
 and publishes the platform's notification to the success or error topic. The queue depth is the
 ``ApproximateBacklogSize`` metric.
+
+A request without a ContentType is sent with its input object's Content-Type: the SageMaker
+Python SDK's ``AsyncPredictor`` uploads the serialized input with its serializer's type and
+calls InvokeEndpointAsync with only ``InputLocation`` and ``Accept``. A failure is written as the
+runtime's JSON error body (``message``, ``code`` and, for a ModelError, its members), so that the
+SDK, which reads the failure object with the predictor's deserializer, can raise its
+``AsyncInferenceModelError``.
 """
 
 import asyncio
@@ -143,37 +150,38 @@ class AsyncQueue:
 
     async def _process(self, request: AsyncRequest, instance: Instance) -> None:
         if time.time() - request.received > request.ttl:
-            await self._fail(request, f"Request expired: it waited over {request.ttl:g} s in the queue.")
+            await self._fail(request, f"Request expired: it waited over {request.ttl:g} s in the queue.", "ValidationError")
             return
         storage = self.platform.storage
         try:
-            body = await asyncio.to_thread(storage.read, request.input_location)
+            body, stored_type = await asyncio.to_thread(storage.read, request.input_location)
         except ArtifactError as err:
-            await self._fail(request, str(err))
+            await self._fail(request, str(err), "ValidationError")
             return
         invocation = Invocation(
-            body, content_type=request.content_type, accept=request.accept,
+            body, content_type=request.content_type or stored_type, accept=request.accept,
             custom_attributes=request.custom_attributes, inference_id=request.inference_id,
             timeout=request.timeout,
         )
         try:
             answer = await self.invoke(invocation, instance)
         except ServiceError as err:
-            await self._fail(request, f"{err.code}: {err.message}")
+            await self._fail(request, f"{err.code}: {err.message}", err.code, err.members)
             return
         try:
             await asyncio.to_thread(storage.write, request.output_location, answer.body, answer.content_type)
         except Exception as err:  # the bucket may be gone: that is a failure of this request
-            await self._fail(request, f"Could not write the output to {request.output_location}: {err}")
+            await self._fail(request, f"Could not write the output to {request.output_location}: {err}", "InternalFailure")
             return
         await self._notify(self.success_topic, request, "Completed", {
             "contentType": answer.content_type, "outputLocation": request.output_location,
         })
 
-    async def _fail(self, request: AsyncRequest, reason: str) -> None:
+    async def _fail(self, request: AsyncRequest, reason: str, code: str, members: dict[str, object] | None = None) -> None:
         storage = self.platform.storage
+        body = json.dumps({"message": reason, "code": code, **(members or {})}).encode()
         try:
-            await asyncio.to_thread(storage.write, request.failure_location, reason.encode(), "text/plain")
+            await asyncio.to_thread(storage.write, request.failure_location, body, "application/json")
         except Exception as err:  # the output bucket may be gone; the notification still says why
             log.warning("could not write the failure of %s: %s", request.inference_id, err)
         await self._notify(self.error_topic, request, "Failed", {"failureLocation": request.failure_location},

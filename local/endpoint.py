@@ -24,11 +24,21 @@ log = logging.getLogger("local.endpoint")
 WATCH_INTERVAL = 1.0  # how often the platform looks for instances whose container has died
 
 
-def platform_environment(config: ConfigRecord) -> dict[str, str]:
-    """Variables the platform sets beyond the contract's own: async allows long, large requests."""
-    if config.async_config is None:
-        return {}
-    return {"SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS": "3600", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1024"}
+def platform_environment(config: ConfigRecord, platform: Platform) -> dict[str, str]:
+    """Variables the platform gives a container beyond the contract's own.
+
+    The execution role's stand-in: credentials, a region, and this endpoint as every AWS
+    service's address (its S3 holds what the SDK uploaded, e.g. ``SAGEMAKER_SUBMIT_DIRECTORY``'s
+    ``sourcedir.tar.gz``). An async endpoint's containers also allow long, large requests."""
+    out = {
+        "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_REGION": platform.region, "AWS_DEFAULT_REGION": platform.region,
+    }
+    if platform.url:
+        out["AWS_ENDPOINT_URL"] = platform.url
+    if config.async_config is not None:
+        out.update(SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS="3600", SAGEMAKER_MAX_PAYLOAD_IN_MB="1024")
+    return out
 
 
 class Endpoint:
@@ -42,7 +52,7 @@ class Endpoint:
         self.queue = (AsyncQueue(name, config.async_config, platform, self.invoke)
                       if config.async_config is not None else None)
         self.fleet = Fleet(name, platform.state_dir / "endpoints" / name, platform, variants_of(config, models),
-                           platform_environment(config), self.queue)
+                           platform_environment(config, platform), self.queue)
         self.router = Router(name, self.fleet, platform)
         self.task: asyncio.Task[None] | None = None
         self.watcher: asyncio.Task[None] | None = None

@@ -4,7 +4,9 @@ Each container gets ``serve`` and the platform's variables: its own ``SAGEMAKER_
 inside the instance's ``SAGEMAKER_SAFE_PORT_RANGE``, ``SAGEMAKER_MULTI_MODEL`` for a multi-model
 container, and the directory the platform would mount (``/opt/ml/model`` for a single model,
 ``/opt/ml/models`` for many), which here is a directory of the instance's own. The user's
-``Environment`` comes last and wins, as on the platform.
+``Environment`` comes last and wins, as on the platform. A process of this checkout inherits
+nothing of this process's AWS configuration: the platform's variables (local.endpoint) are its
+only credentials and endpoint, as the execution role is a container's.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -57,6 +60,15 @@ class ContainerSpec:
 
 IMAGE_MODEL_DIR = "/opt/ml/model"  # where the platform mounts a single model in the image
 IMAGE_MODELS_ROOT = "/opt/ml/models"  # and a multi-model container's models
+DOCKER_HOST_NAME = "host.docker.internal"  # this machine, as a container sees it (--add-host ...:host-gateway)
+
+
+def seen_from_a_container(url: str) -> str:
+    """``url`` with a loopback host replaced by the name a container reaches this machine by."""
+    parts = urlsplit(url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return url
+    return parts._replace(netloc=f"{DOCKER_HOST_NAME}:{parts.port}" if parts.port else DOCKER_HOST_NAME).geturl()
 
 
 class Container:
@@ -84,9 +96,12 @@ class Container:
         user = {k: str(v) for k, v in spec.environment.items()}  # the user's Environment wins, as on the platform
         if runner == "docker":
             self.models_url_root = Path(IMAGE_MODELS_ROOT)  # LoadModel urls as the container sees them
+            if "AWS_ENDPOINT_URL" in platform:
+                platform["AWS_ENDPOINT_URL"] = seen_from_a_container(platform["AWS_ENDPOINT_URL"])
             variables = [item for k, v in {**platform, **user}.items() for item in ("-e", f"{k}={v}")]
             self.argv = [
-                "docker", "run", "--rm", "--name", name, "-p", f"127.0.0.1:{port}:{port}", *variables,
+                "docker", "run", "--rm", "--name", name, "--add-host", f"{DOCKER_HOST_NAME}:host-gateway",
+                "-p", f"127.0.0.1:{port}:{port}", *variables,
                 "-v", f"{self.model_dir}:{IMAGE_MODEL_DIR}:ro", "-v", f"{self.models_root}:{IMAGE_MODELS_ROOT}",
                 spec.image, "serve",
             ]
@@ -94,7 +109,7 @@ class Container:
         else:
             self.models_url_root = self.models_root
             self.argv = [sys.executable, "-m", "server", "serve"]
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGEMAKER_", "MODEL_SERVER_"))}
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGEMAKER_", "MODEL_SERVER_", "AWS_"))}
             env.update(PYTHONPATH=str(ROOT), MODEL_SERVER_HOST="127.0.0.1", MODEL_SERVER_MODEL_DIR=str(self.model_dir),
                        MODEL_SERVER_MODELS_ROOT=str(self.models_root))
             self.env = {**env, **platform, **user}

@@ -18,3 +18,4 @@ class Platform:
     ready_timeout: float = 60.0  # a multi-model client's wait for its model before a 429
     runner: str = "process"  # or "docker": each container is the model's Image (local.instances)
     rng: random.Random = field(default_factory=random.Random)
+    url: str = ""  # this endpoint's own address as an instance reaches it (its S3 is there too)

@@ -16,6 +16,11 @@ from pathlib import Path
 import httpx
 
 
+def reachable(host: str) -> str:
+    """The address a process on this machine reaches a server bound to ``host`` by."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local", description="a local SageMaker endpoint")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -37,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from local.app import build_app
     from local.artifacts import Storage
-    from local.control import ControlPlane
-    from local.endpoint import Platform
+    from local.control_plane import ControlPlane
+    from local.platform import Platform
     from local.proxy import MotoBackend
 
     temporary = args.state_dir is None
@@ -61,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         ready_timeout=args.model_ready_timeout,
         rng=random.Random(args.seed),
         runner=args.runner,
+        url=f"http://{reachable(args.host)}:{args.port}",
     )
     app = build_app(ControlPlane(platform), backend.url, on_shutdown=cleanup)
     logging.getLogger("local").info(

@@ -9,27 +9,41 @@ import contextlib
 import json
 import logging
 import re
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 from urllib.parse import unquote
 
 import httpx
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from local import metrics
-from local.aws import ACCOUNT, ServiceError, credential_scope, json11_error, rest_json_error
-from local.control import ControlPlane
-from local.endpoint import Invocation
+from local.arns import ACCOUNT
+from local.control_plane import ControlPlane
+from local.endpoint import Endpoint
+from local.invocation import Invocation
 from local.proxy import forward
+from local.service_errors import ServiceError, json11_error, rest_json_error
 
 log = logging.getLogger("local.app")
 _RUNTIME = re.compile(r"^/endpoints/([^/]+)/(invocations|async-invocations)$")
+_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
 MAX_PAYLOAD = 6 * 1024 * 1024  # real-time request limit (6 MiB)
 _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
-def build_app(control: ControlPlane, backend_url: str, on_shutdown=None) -> Starlette:
+def credential_scope(request: Request) -> tuple[str | None, str | None]:
+    """(region, service) of the SigV4 credential scope in ``Authorization``, or (None, None).
+
+    Both SageMaker APIs sign as service ``sagemaker``; S3, SNS and SQS sign as themselves."""
+    match = _SCOPE.search(request.headers.get("authorization", ""))
+    return (match.group(1), match.group(2)) if match else (None, None)
+
+
+def build_app(control: ControlPlane, backend_url: str, on_shutdown: Callable[[], None] | None = None) -> Starlette:
     proxy_client = httpx.AsyncClient(timeout=300)
 
     async def dispatch(request: Request) -> Response:
@@ -96,7 +110,7 @@ def build_app(control: ControlPlane, backend_url: str, on_shutdown=None) -> Star
             out["X-Amzn-SageMaker-Custom-Attributes"] = answer.custom_attributes
         return Response(answer.body, 200, headers=out, media_type=answer.content_type)
 
-    async def invoke_async(endpoint, headers) -> Response:
+    async def invoke_async(endpoint: Endpoint, headers: Headers) -> Response:
         if endpoint.queue is None:
             raise ServiceError("ValidationError", f"Endpoint {endpoint.name} is not an asynchronous endpoint.")
         endpoint.check_request(Invocation(b""))
@@ -119,7 +133,7 @@ def build_app(control: ControlPlane, backend_url: str, on_shutdown=None) -> Star
         endpoint = control.endpoints.get(name)
         if endpoint is None:
             return JSONResponse({"error": f"no endpoint {name}"}, 404)
-        out = []
+        out: list[dict[str, Any]] = []
         for variant in endpoint.variants:
             for instance in variant.instances:
                 out.append({
@@ -135,7 +149,7 @@ def build_app(control: ControlPlane, backend_url: str, on_shutdown=None) -> Star
         return JSONResponse({"endpoint": name, "status": endpoint.status, "instances": out})
 
     @contextlib.asynccontextmanager
-    async def lifespan(app):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await control.close()
         await proxy_client.aclose()

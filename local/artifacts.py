@@ -49,12 +49,15 @@ class Storage:
             raise ArtifactError(f"Could not download model data from {url}: {_reason(err)}") from None
         return target.stat().st_size
 
-    def read(self, url: str) -> bytes:
+    def read(self, url: str) -> tuple[bytes, str | None]:
+        """The object at ``url`` and its Content-Type."""
         bucket, key = split_s3(url)
         try:
-            return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            found = self.s3.get_object(Bucket=bucket, Key=key)
+            body: bytes = found["Body"].read()
         except Exception as err:
             raise ArtifactError(f"Could not read {url}: {_reason(err)}") from None
+        return body, found.get("ContentType")
 
     def write(self, url: str, body: bytes, content_type: str | None) -> None:
         bucket, key = split_s3(url)

@@ -1,115 +1,65 @@
-"""A running endpoint: its variants, their instances, and how one invocation finds its way.
+"""A running endpoint's lifecycle: Creating → InService (or Failed), Updating, Deleting.
 
-CreateEndpoint returns at once with ``Creating``; the instances start in the background (model
-data fetched from S3 and unpacked into each instance's directory, containers started, ``/ping``
-awaited) and the endpoint turns ``InService``, or ``Failed`` with the reason. An invocation
-picks a variant by weight (or ``TargetVariant``), an instance by the variant's routing (for a
-multi-model endpoint, the instance that holds the model, if any), then the container: the only
-one, the one named by ``TargetContainerHostname`` (Direct), or each in turn (Serial: each answer
-is the next request, its Content-Type carried).
+CreateEndpoint returns at once with ``Creating``; the fleet (local.fleet) starts the instances in
+the background and the endpoint turns ``InService``, or ``Failed`` with the reason. A watcher
+replaces an instance whose container died, as the platform does. UpdateEndpoint starts the new
+configuration's instances beside the old ones before moving the traffic. Invocations are routed
+by local.invocation; an async endpoint's queue (local.async_inference) feeds them from S3.
 """
 
 import asyncio
 import logging
-import random
-import shutil
 import time
-from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
-import httpx
-
-from local import metrics, routing
-from local.artifacts import ArtifactError
-from local.aws import ServiceError
-from local.calls import call, raise_for_status
-from local.instances import Instance, build_instance
-from local.multimodel import ModelCache
+from local.async_inference import AsyncQueue
+from local.fleet import Fleet, Variant, variants_of
+from local.instances import Instance
+from local.invocation import Answer, Invocation, Router
+from local.platform import Platform
+from local.records import ConfigRecord, ModelRecord
+from local.service_errors import ServiceError
 
 log = logging.getLogger("local.endpoint")
-DEFAULT_STARTUP_TIMEOUT = 240  # the platform's default ping window (CONTRACT.md §1)
 WATCH_INTERVAL = 1.0  # how often the platform looks for instances whose container has died
 
 
-@dataclass
-class Platform:
-    """What every endpoint shares: where instances live, the S3 behind the port, one HTTP client."""
+def platform_environment(config: ConfigRecord, platform: Platform) -> dict[str, str]:
+    """Variables the platform gives a container beyond the contract's own.
 
-    state_dir: Path
-    storage: object
-    client: httpx.AsyncClient
-    region: str
-    ready_timeout: float = 60.0  # a multi-model client's wait for its model before a 429
-    runner: str = "process"  # or "docker": each container is the model's Image (local.instances)
-    rng: random.Random = field(default_factory=random.Random)
-
-
-@dataclass
-class Invocation:
-    body: bytes
-    content_type: str | None = None
-    accept: str | None = None
-    custom_attributes: str | None = None
-    target_model: str | None = None
-    target_variant: str | None = None
-    target_container: str | None = None
-    inference_id: str | None = None
-    timeout: float = 60.0
-
-
-@dataclass
-class Answer:
-    body: bytes
-    content_type: str | None
-    custom_attributes: str | None
-    variant: str
-
-
-@dataclass
-class Variant:
-    name: str
-    model: object  # control.ModelRecord
-    weight: float
-    desired_count: int
-    strategy: str
-    startup_timeout: float
-    instances: list[Instance] = field(default_factory=list)
-
-    def healthy(self) -> list[Instance]:
-        return [instance for instance in self.instances if instance.healthy]
-
-
-def variants_of(config, models: dict) -> list[Variant]:
-    return [
-        Variant(
-            name=spec["VariantName"],
-            model=models[spec["ModelName"]],
-            weight=float(spec.get("InitialVariantWeight", 1.0)),
-            desired_count=int(spec.get("InitialInstanceCount", 1)),
-            strategy=spec.get("RoutingConfig", {}).get("RoutingStrategy", routing.LEAST_OUTSTANDING),
-            startup_timeout=float(spec.get("ContainerStartupHealthCheckTimeoutInSeconds", DEFAULT_STARTUP_TIMEOUT)),
-        )
-        for spec in config.variants
-    ]
+    The execution role's stand-in: credentials, a region, and this endpoint as every AWS
+    service's address (its S3 holds what the SDK uploaded, e.g. ``SAGEMAKER_SUBMIT_DIRECTORY``'s
+    ``sourcedir.tar.gz``). An async endpoint's containers also allow long, large requests."""
+    out = {
+        "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_REGION": platform.region, "AWS_DEFAULT_REGION": platform.region,
+    }
+    if platform.url:
+        out["AWS_ENDPOINT_URL"] = platform.url
+    if config.async_config is not None:
+        out.update(SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS="3600", SAGEMAKER_MAX_PAYLOAD_IN_MB="1024")
+    return out
 
 
 class Endpoint:
-    def __init__(self, name: str, arn: str, config, models: dict, platform: Platform):
+    def __init__(self, name: str, arn: str, config: ConfigRecord, models: dict[str, ModelRecord], platform: Platform):
         self.name = name
         self.arn = arn
         self.config = config
-        self.platform = platform
         self.status = "Creating"
         self.failure_reason: str | None = None
         self.created = self.modified = time.time()
-        self.directory = platform.state_dir / "endpoints" / name
-        self.variants = variants_of(config, models)
-        self.queue = None  # local.asyncq.AsyncQueue for an async endpoint, set by the control plane
-        self.task: asyncio.Task | None = None
-        self.watcher: asyncio.Task | None = None
-        self.replaced = 0  # instances replaced because a container died
-        self.started: Counter = Counter()  # instances ever started per variant name, for their names
+        self.queue = (AsyncQueue(name, config.async_config, platform, self.invoke)
+                      if config.async_config is not None else None)
+        self.fleet = Fleet(name, platform.state_dir / "endpoints" / name, platform, variants_of(config, models),
+                           platform_environment(config, platform), self.queue)
+        self.router = Router(name, self.fleet, platform)
+        self.task: asyncio.Task[None] | None = None
+        self.watcher: asyncio.Task[None] | None = None
+
+    @property
+    def variants(self) -> list[Variant]:
+        return self.fleet.variants
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -123,20 +73,12 @@ class Endpoint:
             await asyncio.sleep(WATCH_INTERVAL)
             if self.status != "InService" or (self.task is not None and not self.task.done()):
                 continue
-            dead = []
-            for variant in self.variants:
-                for instance in list(variant.instances):
-                    reason = next((r for r in (c.exit_reason() for c in instance.containers) if r), None)
-                    if reason:
-                        log.warning("endpoint %s: replacing %s: %s", self.name, instance.name, reason)
-                        variant.instances.remove(instance)
-                        dead.append(instance)
+            dead = self.fleet.take_dead()
             if dead:
-                self.replaced += len(dead)
-                await self._stop(dead)
+                await self.fleet.stop(dead)
                 self.task = asyncio.create_task(self._converge("Replacing"))
 
-    def update(self, changes: dict) -> None:
+    def update(self, changes: dict[str, dict[str, Any]]) -> None:
         """Apply DesiredWeight / DesiredInstanceCount per variant; Updating until the counts are reached."""
         for variant in self.variants:
             change = changes.get(variant.name, {})
@@ -144,116 +86,44 @@ class Endpoint:
                 variant.weight = float(change["DesiredWeight"])
             if "DesiredInstanceCount" in change:
                 variant.desired_count = int(change["DesiredInstanceCount"])
-        self.status = "Updating"
-        self.modified = time.time()
+        self._touch("Updating")
         self.task = asyncio.create_task(self._converge("Updating"))
 
-    def switch(self, config, models: dict) -> None:
+    def switch(self, config: ConfigRecord, models: dict[str, ModelRecord]) -> None:
         """UpdateEndpoint: start the new configuration's instances beside the old ones, then move the
         traffic and stop the old; if the new ones fail to start, the old stay (and FailureReason says why)."""
-        self.status = "Updating"
-        self.modified = time.time()
+        self._touch("Updating")
         self.task = asyncio.create_task(self._switch(config, variants_of(config, models)))
 
-    async def _switch(self, config, variants: list[Variant]) -> None:
-        previous = self.config
-        self.config = config  # the new instances get the new configuration's environment
+    async def _switch(self, config: ConfigRecord, variants: list[Variant]) -> None:
+        previous, self.config = self.config, config  # described as the new one while it starts
         try:
-            await asyncio.gather(*(self._scale(variant) for variant in variants))
+            await self.fleet.replace(variants)
         except Exception as err:
             log.warning("endpoint %s: update to %s failed: %s", self.name, config.name, err)
             self.config = previous
             self.failure_reason = f"Update to endpoint configuration {config.name} failed: {err}"
-            await self._stop([i for variant in variants for i in variant.instances])
         else:
-            old, self.variants = self.variants, variants
             self.failure_reason = None
-            await self._stop([i for variant in old for i in variant.instances])
-        self.status = "InService"
-        self.modified = time.time()
+        self._touch("InService")
 
     async def _converge(self, phase: str) -> None:
         try:
-            await asyncio.gather(*(self._scale(variant) for variant in self.variants))
+            await self.fleet.scale()
         except Exception as err:  # any failure to start: the endpoint says why
             log.warning("endpoint %s: %s failed: %s", self.name, phase.lower(), err)
             if phase == "Replacing":
                 return  # still in service on the instances it has
             self.failure_reason = str(err)
-            self.status = "Failed" if phase == "Creating" else "InService"
             if phase == "Creating":
-                await self._stop_all()
+                await self.fleet.stop_all()
+            self._touch("Failed" if phase == "Creating" else "InService")
         else:
-            self.status = "InService"
+            self._touch("InService")
+
+    def _touch(self, status: str) -> None:
+        self.status = status
         self.modified = time.time()
-
-    async def _scale(self, variant: Variant) -> None:
-        surplus = variant.instances[variant.desired_count:]
-        if surplus:
-            variant.instances = variant.instances[: variant.desired_count]
-            await self._stop(surplus)
-        missing = variant.desired_count - len(variant.instances)
-        await asyncio.gather(*(self._start_instance(variant) for _ in range(missing)))
-
-    async def _start_instance(self, variant: Variant) -> Instance:
-        index = self.started[variant.name]  # counted per endpoint: names stay unique across updates
-        self.started[variant.name] += 1
-        name = f"{variant.name}-{index}"
-        directory = self.directory / variant.name / name
-        if directory.exists():
-            shutil.rmtree(directory)
-        directory.mkdir(parents=True)
-        instance = build_instance(name, self.name, variant.name, directory, variant.model.containers,
-                                  self.platform_environment(), self.platform.runner)
-        try:
-            for container in instance.containers:
-                spec = container.spec
-                if spec.multi_model:
-                    instance.models = ModelCache(
-                        instance, container, self.platform.storage, spec.model_data_url or "",
-                        spec.cache_enabled, self.platform.client, self.platform.region,
-                    )
-                elif spec.model_data_url:
-                    try:
-                        await asyncio.to_thread(self.platform.storage.fetch_model, spec.model_data_url,
-                                                container.model_dir)
-                    except ArtifactError as err:
-                        raise RuntimeError(f"{err} (production variant {variant.name})") from None
-                else:
-                    container.model_dir.mkdir(parents=True, exist_ok=True)
-                container.start()
-            await asyncio.gather(*(
-                container.wait_healthy(self.platform.client, variant.startup_timeout)
-                for container in instance.containers
-            ))
-        except BaseException:
-            await asyncio.to_thread(instance.stop)
-            raise
-        instance.healthy = True
-        variant.instances.append(instance)
-        if self.queue is not None:
-            self.queue.add_instance(instance)
-        log.info("endpoint %s: instance %s in service", self.name, name)
-        return instance
-
-    def platform_environment(self) -> dict:
-        """Variables the platform sets beyond the contract's own: async allows long, large requests."""
-        if self.config.async_config is None:
-            return {}
-        return {"SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS": "3600", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1024"}
-
-    async def _stop(self, instances: list[Instance]) -> None:
-        for instance in instances:
-            instance.healthy = False
-            if self.queue is not None:
-                self.queue.remove_instance(instance)
-        await asyncio.gather(*(asyncio.to_thread(instance.stop) for instance in instances))
-
-    async def _stop_all(self) -> None:
-        instances = [instance for variant in self.variants for instance in variant.instances]
-        for variant in self.variants:
-            variant.instances = []
-        await self._stop(instances)
 
     async def delete(self) -> None:
         self.status = "Deleting"
@@ -263,12 +133,12 @@ class Endpoint:
                 await asyncio.gather(task, return_exceptions=True)
         if self.queue is not None:
             await self.queue.close()
-        await self._stop_all()
+        await self.fleet.stop_all()
 
     # ------------------------------------------------------------------ description
 
-    def describe(self) -> dict:
-        out = {
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "EndpointName": self.name,
             "EndpointArn": self.arn,
             "EndpointConfigName": self.config.name,
@@ -297,112 +167,22 @@ class Endpoint:
             out["AsyncInferenceConfig"] = self.config.async_config
         return out
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         described = self.describe()
         return {key: described[key] for key in
                 ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")}
 
     # ------------------------------------------------------------------ invocation
 
-    def check_request(self, inv: Invocation) -> Variant:
-        """The variant this request goes to, or the ValidationError AWS answers for it."""
+    def _check_in_service(self) -> None:
         if self.status not in ("InService", "Updating"):
             raise ServiceError("ValidationError", f"Endpoint {self.name} is not in service (status {self.status}).")
-        if inv.target_variant is not None:
-            variant = next((v for v in self.variants if v.name == inv.target_variant), None)
-            if variant is None:
-                raise ServiceError(
-                    "ValidationError", f"The variant {inv.target_variant} does not exist on endpoint {self.name}."
-                )
-        else:
-            variant = routing.choose_variant(self.variants, self.platform.rng)
-        model = variant.model
-        if model.mode == "Direct":
-            if inv.target_container is None:
-                raise ServiceError(
-                    "ValidationError",
-                    f"Endpoint {self.name} is a multi-container endpoint in Direct mode: "
-                    "TargetContainerHostname is required.",
-                )
-            if not any(c.hostname == inv.target_container for c in model.containers):
-                raise ServiceError(
-                    "ValidationError",
-                    f"The container {inv.target_container} does not exist on endpoint {self.name}.",
-                )
-        elif inv.target_container is not None:
-            raise ServiceError(
-                "ValidationError",
-                f"TargetContainerHostname applies only to an endpoint in Direct mode; {self.name} is not one.",
-            )
-        multi = any(c.multi_model for c in self.containers_for(variant, inv))
-        if multi and not inv.target_model:
-            raise ServiceError("ValidationError", f"Endpoint {self.name} is a multi-model endpoint: TargetModel is required.")
-        if inv.target_model and not multi:
-            raise ServiceError("ValidationError", f"Endpoint {self.name} is not a multi-model endpoint: "
-                               "TargetModel is not accepted.")
-        if not variant.healthy():
-            raise ServiceError("ServiceUnavailable", f"No instance of variant {variant.name} is in service.", 503)
-        return variant
 
-    @staticmethod
-    def containers_for(variant: Variant, inv: Invocation) -> list:
-        specs = variant.model.containers
-        if variant.model.mode == "Direct":
-            return [c for c in specs if c.hostname == inv.target_container]
-        return specs if variant.model.mode == "Serial" else specs[:1]
-
-    def pick_instance(self, variant: Variant, target_model: str | None) -> Instance:
-        instances = variant.healthy()
-        if target_model and instances and instances[0].models is not None:
-            # a model stays on the instance that loaded it, then on the one that has it on disk
-            best = max(i.models.affinity(target_model) for i in instances)
-            instances = [i for i in instances if i.models.affinity(target_model) == best]
-        return routing.choose(instances, variant.strategy, self.platform.rng)
+    def check_request(self, inv: Invocation) -> Variant:
+        """The variant this request goes to, or the ValidationError AWS answers for it."""
+        self._check_in_service()
+        return self.router.variant_for(inv)
 
     async def invoke(self, inv: Invocation, instance: Instance | None = None) -> Answer:
-        variant = self.check_request(inv)
-        if instance is None or instance.variant != variant.name or not instance.healthy:
-            instance = self.pick_instance(variant, inv.target_model)
-        instance.outstanding += 1
-        gauge = metrics.outstanding.labels(**metrics.labels(instance))
-        gauge.inc()
-        try:
-            answer = await self._run(variant, instance, inv)
-        except ServiceError as err:
-            metrics.invocations.labels(self.name, variant.name, err.code).inc()
-            raise
-        finally:
-            instance.outstanding -= 1
-            gauge.dec()
-        instance.served += 1
-        metrics.invocations.labels(self.name, variant.name, "ok").inc()
-        return answer
-
-    async def _run(self, variant: Variant, instance: Instance, inv: Invocation) -> Answer:
-        specs = self.containers_for(variant, inv)
-        body, content_type, attributes = inv.body, inv.content_type, None
-        region, client = self.platform.region, self.platform.client
-        for index, spec in enumerate(specs):
-            container = instance.container(spec.hostname)
-            headers = {}
-            if content_type:
-                headers["Content-Type"] = content_type
-            if index == len(specs) - 1 and inv.accept:
-                headers["Accept"] = inv.accept  # intermediate containers answer their default type
-            if inv.custom_attributes:
-                headers["X-Amzn-SageMaker-Custom-Attributes"] = inv.custom_attributes
-            if inv.inference_id:
-                headers["X-Amzn-SageMaker-Inference-Id"] = inv.inference_id
-            if spec.multi_model:
-                headers["X-Amzn-SageMaker-Target-Model"] = inv.target_model
-                response = await instance.models.invoke(
-                    inv.target_model, body, headers, inv.timeout, self.platform.ready_timeout
-                )
-            else:
-                response = await call(client, region, instance, container, "POST", "/invocations", inv.timeout,
-                                      content=body, headers=headers)
-            raise_for_status(region, instance, container, response)
-            body = response.content
-            content_type = response.headers.get("content-type")
-            attributes = response.headers.get("x-amzn-sagemaker-custom-attributes", attributes)
-        return Answer(body, content_type, attributes, variant.name)
+        self._check_in_service()
+        return await self.router.invoke(inv, instance)

@@ -4,8 +4,12 @@ Each container gets ``serve`` and the platform's variables: its own ``SAGEMAKER_
 inside the instance's ``SAGEMAKER_SAFE_PORT_RANGE``, ``SAGEMAKER_MULTI_MODEL`` for a multi-model
 container, and the directory the platform would mount (``/opt/ml/model`` for a single model,
 ``/opt/ml/models`` for many), which here is a directory of the instance's own. The user's
-``Environment`` comes last and wins, as on the platform.
+``Environment`` comes last and wins, as on the platform. A process of this checkout inherits
+nothing of this process's AWS configuration: the platform's variables (local.endpoint) are its
+only credentials and endpoint, as the execution role is a container's.
 """
+
+from __future__ import annotations
 
 import asyncio
 import os
@@ -16,8 +20,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import httpx
+
+if TYPE_CHECKING:
+    from local.multimodel import ModelCache
 
 ROOT = Path(__file__).resolve().parent.parent  # where ``python -m server`` is importable
 STOP_GRACE_SECONDS = 30  # SIGTERM, then SIGKILL 30 s later, as the platform stops a container
@@ -45,12 +54,21 @@ class ContainerSpec:
     image: str
     model_data_url: str | None
     multi_model: bool
-    environment: dict
+    environment: dict[str, str]
     cache_enabled: bool = True
 
 
 IMAGE_MODEL_DIR = "/opt/ml/model"  # where the platform mounts a single model in the image
 IMAGE_MODELS_ROOT = "/opt/ml/models"  # and a multi-model container's models
+DOCKER_HOST_NAME = "host.docker.internal"  # this machine, as a container sees it (--add-host ...:host-gateway)
+
+
+def seen_from_a_container(url: str) -> str:
+    """``url`` with a loopback host replaced by the name a container reaches this machine by."""
+    parts = urlsplit(url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return url
+    return parts._replace(netloc=f"{DOCKER_HOST_NAME}:{parts.port}" if parts.port else DOCKER_HOST_NAME).geturl()
 
 
 class Container:
@@ -61,7 +79,7 @@ class Container:
     directories mounted where the platform mounts them and the port published on loopback only.
     """
 
-    def __init__(self, spec: ContainerSpec, directory: Path, port: int, safe_range: str, extra_env: dict,
+    def __init__(self, spec: ContainerSpec, directory: Path, port: int, safe_range: str, extra_env: dict[str, str],
                  runner: str = "process", name: str = "container"):
         self.spec = spec
         self.directory = directory
@@ -78,9 +96,12 @@ class Container:
         user = {k: str(v) for k, v in spec.environment.items()}  # the user's Environment wins, as on the platform
         if runner == "docker":
             self.models_url_root = Path(IMAGE_MODELS_ROOT)  # LoadModel urls as the container sees them
+            if "AWS_ENDPOINT_URL" in platform:
+                platform["AWS_ENDPOINT_URL"] = seen_from_a_container(platform["AWS_ENDPOINT_URL"])
             variables = [item for k, v in {**platform, **user}.items() for item in ("-e", f"{k}={v}")]
             self.argv = [
-                "docker", "run", "--rm", "--name", name, "-p", f"127.0.0.1:{port}:{port}", *variables,
+                "docker", "run", "--rm", "--name", name, "--add-host", f"{DOCKER_HOST_NAME}:host-gateway",
+                "-p", f"127.0.0.1:{port}:{port}", *variables,
                 "-v", f"{self.model_dir}:{IMAGE_MODEL_DIR}:ro", "-v", f"{self.models_root}:{IMAGE_MODELS_ROOT}",
                 spec.image, "serve",
             ]
@@ -88,11 +109,11 @@ class Container:
         else:
             self.models_url_root = self.models_root
             self.argv = [sys.executable, "-m", "server", "serve"]
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGEMAKER_", "MODEL_SERVER_"))}
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGEMAKER_", "MODEL_SERVER_", "AWS_"))}
             env.update(PYTHONPATH=str(ROOT), MODEL_SERVER_HOST="127.0.0.1", MODEL_SERVER_MODEL_DIR=str(self.model_dir),
                        MODEL_SERVER_MODELS_ROOT=str(self.models_root))
             self.env = {**env, **platform, **user}
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.log_path = directory / "container.log"
 
     def start(self) -> None:
@@ -156,12 +177,15 @@ class Instance:
     directory: Path
     containers: list[Container]
     outstanding: int = 0
-    models: object = None  # the multi-model cache (local.multimodel.ModelCache) when one container is MME
+    models: ModelCache | None = None  # when one container is multi-model
     healthy: bool = False
     served: int = field(default=0)
 
-    def container(self, hostname: str) -> Container | None:
-        return next((c for c in self.containers if c.spec.hostname == hostname), None)
+    def container(self, hostname: str) -> Container:
+        for container in self.containers:
+            if container.spec.hostname == hostname:
+                return container
+        raise LookupError(f"{self.name} has no container {hostname}")
 
     def stop(self) -> None:
         for container in self.containers:
@@ -169,7 +193,7 @@ class Instance:
 
 
 def build_instance(
-    name: str, endpoint: str, variant: str, directory: Path, specs: list[ContainerSpec], extra_env: dict,
+    name: str, endpoint: str, variant: str, directory: Path, specs: list[ContainerSpec], extra_env: dict[str, str],
     runner: str = "process",
 ) -> Instance:
     """An instance whose containers have ports from one safe range of their own (not started yet)."""

@@ -6,7 +6,14 @@ for async endpoints (ApproximateBacklogSize), labelled by endpoint, variant and 
 the routing's view of each instance (requests outstanding, requests served).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from local.instances import Instance
 
 REGISTRY = CollectorRegistry()
 _INSTANCE = ["endpoint", "variant", "instance"]
@@ -47,7 +54,7 @@ backlog = Gauge(
 )
 
 
-def labels(instance) -> dict:
+def labels(instance: Instance) -> dict[str, str]:
     return {"endpoint": instance.endpoint, "variant": instance.variant, "instance": instance.name}
 
 

@@ -11,18 +11,25 @@ whose model is not ready within the wait (60 s on the platform) gets ``ModelNotR
 (429) while the load goes on.
 """
 
+from __future__ import annotations
+
 import asyncio
 import hashlib
 import logging
 import time
 from collections import Counter, OrderedDict
+from typing import TYPE_CHECKING
 
 import httpx
 
 from local import metrics
 from local.artifacts import ArtifactError
-from local.aws import ServiceError
-from local.calls import call, model_error
+from local.container_calls import call, model_error
+from local.service_errors import ServiceError
+
+if TYPE_CHECKING:
+    from local.artifacts import Storage
+    from local.instances import Container, Instance
 
 log = logging.getLogger("local.multimodel")
 LOAD_TIMEOUT_SECONDS = 360  # how long the platform lets a load go on
@@ -35,7 +42,7 @@ def model_id(target_model: str) -> str:
 
 
 class ModelCache:
-    def __init__(self, instance, container, storage, prefix: str, cache_enabled: bool,
+    def __init__(self, instance: Instance, container: Container, storage: Storage, prefix: str, cache_enabled: bool,
                  client: httpx.AsyncClient, region: str):
         self.instance = instance
         self.container = container
@@ -45,11 +52,11 @@ class ModelCache:
         self.client = client
         self.region = region
         self.loaded: OrderedDict[str, str] = OrderedDict()  # target model -> id, least recent first
-        self.loading: dict[str, asyncio.Task] = {}
-        self.in_use: Counter = Counter()
+        self.loading: dict[str, asyncio.Task[None]] = {}
+        self.in_use: Counter[str] = Counter()
         self.on_disk: set[str] = set()
         self.labels = metrics.labels(instance)
-        self.counts = Counter()  # downloads, loads, evictions, hits, misses: the scenario's report
+        self.counts: Counter[str] = Counter()  # downloads, loads, evictions, hits, misses: the scenario's report
 
     def affinity(self, target_model: str) -> int:
         """2 loaded (or loading) here, 1 on this instance's disk, 0 neither: where routing prefers."""
@@ -57,7 +64,7 @@ class ModelCache:
             return 2
         return 1 if target_model in self.on_disk else 0
 
-    async def invoke(self, target_model: str, body: bytes, headers: dict, timeout: float,
+    async def invoke(self, target_model: str, body: bytes, headers: dict[str, str], timeout: float,
                      ready_timeout: float) -> httpx.Response:
         started = time.monotonic()
         self.in_use[target_model] += 1
@@ -99,7 +106,7 @@ class ModelCache:
                 429,
             ) from None
 
-    def _loaded(self, target_model: str, task: asyncio.Task) -> None:
+    def _loaded(self, target_model: str, task: asyncio.Task[None]) -> None:
         self.loading.pop(target_model, None)
         if not task.cancelled() and task.exception() is not None:
             log.info("%s: loading %s failed: %s", self.instance.name, target_model, task.exception())
@@ -142,9 +149,9 @@ class ModelCache:
         """Unload the least recently used model not in use (else any but ``exclude``); False if none."""
         candidates = [t for t in self.loaded if t != exclude]
         idle = [t for t in candidates if self.in_use[t] == 0]
-        victim = (idle or candidates or [None])[0]
-        if victim is None:
+        if not candidates:
             return False
+        victim = (idle or candidates)[0]
         await self.unload(victim)
         metrics.evictions.labels(**self.labels).inc()
         self.counts["evictions"] += 1

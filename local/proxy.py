@@ -19,7 +19,7 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer",
 class MotoBackend:
     """moto in server mode, in a thread of this process, listening on loopback only."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)

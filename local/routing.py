@@ -6,12 +6,26 @@ one when costs vary widely (CONTRACT.md §7).
 """
 
 import random
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
 RANDOM = "RANDOM"
 LEAST_OUTSTANDING = "LEAST_OUTSTANDING_REQUESTS"
 
 
-def choose(instances: list, strategy: str, rng: random.Random):
+class _Busy(Protocol):
+    outstanding: int
+
+
+class _Weighted(Protocol):
+    weight: float
+
+
+B = TypeVar("B", bound=_Busy)
+W = TypeVar("W", bound=_Weighted)
+
+
+def choose(instances: Sequence[B], strategy: str, rng: random.Random) -> B | None:
     if not instances:
         return None
     if strategy == LEAST_OUTSTANDING:
@@ -20,7 +34,7 @@ def choose(instances: list, strategy: str, rng: random.Random):
     return rng.choice(instances)
 
 
-def choose_variant(variants: list, rng: random.Random):
+def choose_variant(variants: Sequence[W], rng: random.Random) -> W:
     """A variant at random in proportion to its weight (uniformly when every weight is zero)."""
     weights = [max(variant.weight, 0.0) for variant in variants]
     if not any(weights):

@@ -7,14 +7,16 @@ failed to satisfy constraint: ...``, so a script that parses it on AWS parses it
 
 import re
 from functools import cache, lru_cache
+from typing import Any
 
 import botocore.session
+from botocore.model import ServiceModel, Shape
 
-from local.aws import validation
+from local.service_errors import validation
 
 
 @cache
-def service_model(name: str):
+def service_model(name: str) -> ServiceModel:
     return botocore.session.get_session().get_service_model(name)
 
 
@@ -22,7 +24,10 @@ def _camel(name: str) -> str:
     return name[:1].lower() + name[1:]
 
 
-def _problems(value, shape, path: str, out: list) -> None:
+Problem = tuple[str, Any, str]  # (path, value, why)
+
+
+def _problems(value: Any, shape: Shape, path: str, out: list[Problem]) -> None:
     kind = shape.type_name
     meta = shape.metadata
     if kind == "structure":
@@ -83,7 +88,7 @@ def _problems(value, shape, path: str, out: list) -> None:
         out.append((path, value, "Member must be a boolean"))
 
 
-def _length(value, meta: dict, path: str, out: list, what: str) -> None:
+def _length(value: Any, meta: dict[str, Any], path: str, out: list[Problem], what: str) -> None:
     size = len(value) if what == "length" else value
     if "min" in meta and size < meta["min"]:
         out.append((path, value, f"Member must have {what} greater than or equal to {meta['min']}"))
@@ -92,7 +97,7 @@ def _length(value, meta: dict, path: str, out: list, what: str) -> None:
 
 
 @lru_cache(maxsize=256)
-def _compiled(pattern: str):
+def _compiled(pattern: str) -> re.Pattern[str] | None:
     try:
         return re.compile(pattern, re.DOTALL)
     except re.error:
@@ -104,10 +109,10 @@ def _matches(pattern: str, value: str) -> bool:
     return compiled is None or compiled.fullmatch(value) is not None  # the service matches whole values
 
 
-def check(service: str, operation: str, params) -> None:
+def check(service: str, operation: str, params: dict[str, Any]) -> None:
     """Raise the service's ValidationException when ``params`` break the operation's input shape."""
     shape = service_model(service).operation_model(operation).input_shape
-    problems: list = []
+    problems: list[Problem] = []
     _problems(params, shape, "", problems)
     if problems:
         shown = "; ".join(

@@ -17,6 +17,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import joblib
 from sklearn.linear_model import LogisticRegression
@@ -78,7 +79,8 @@ def main() -> None:
         outputs[answer["InferenceId"]] = answer["OutputLocation"]
     print(f"{len(outputs)} requests queued")
 
-    depths, notices = [], {}
+    depths: list[int] = []
+    notices: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + 60 + args.requests * args.seconds
     while len(notices) < len(outputs) and time.monotonic() < deadline:
         text = local_metrics()

@@ -14,6 +14,7 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from local.examples.steps import IMAGE, clients, deploy, tear_down, upload
 from models.examples import pipeline, pytorch, tensorflow
@@ -22,7 +23,7 @@ from models.layout import archive
 ROW = [0.5, 1.2, -0.3, 2.0]
 
 
-def container(bucket: str, model_id: str, hostname: str, **environment) -> dict:
+def container(bucket: str, model_id: str, hostname: str, **environment: str) -> dict[str, Any]:
     return {"ContainerHostname": hostname, "Image": IMAGE, "Environment": environment,
             "ModelDataUrl": f"s3://{bucket}/{model_id}/model.tar.gz"}
 

@@ -6,7 +6,9 @@ Nothing here knows about the local endpoint: the clients come from boto3's own c
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import boto3
@@ -15,7 +17,7 @@ ROLE = os.environ.get("SAGEMAKER_ROLE_ARN", "arn:aws:iam::123456789012:role/loca
 IMAGE = os.environ.get("SAGEMAKER_IMAGE", "sagemaker-model-server:latest")  # your ECR image on AWS
 
 
-def clients(*services: str):
+def clients(*services: str) -> Any:
     """boto3 clients from the environment; against a loopback ``AWS_ENDPOINT_URL``, dummy credentials
     when none are set (the local endpoint checks none)."""
     endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
@@ -39,7 +41,7 @@ def local_metrics() -> str | None:
     return httpx.get(endpoint.rstrip("/") + "/metrics", timeout=10).text
 
 
-def metric_sum(text: str, name: str, **labels) -> float:
+def metric_sum(text: str, name: str, **labels: str) -> float:
     """The sum of a Prometheus metric's samples whose labels include ``labels``."""
     total = 0.0
     for line in text.splitlines():
@@ -51,24 +53,26 @@ def metric_sum(text: str, name: str, **labels) -> float:
     return total
 
 
-def wait_status(sm, name: str, timeout: float = 900, until=("InService", "Failed")) -> dict:
+def wait_status(sm: Any, name: str, timeout: float = 900, until: Sequence[str] = ("InService", "Failed")) -> dict[str, Any]:
     """DescribeEndpoint until the status is one of ``until`` (the waiter's 30 s delay is too slow here)."""
     deadline = time.monotonic() + timeout
     while True:
         described = sm.describe_endpoint(EndpointName=name)
         if described["EndpointStatus"] in until or time.monotonic() > deadline:
-            return described
+            return dict(described)
         time.sleep(0.2)
 
 
-def deploy(sm, name: str, containers, variants=None, mode: str | None = None, async_config=None,
-           instance_type: str = "ml.m5.large", timeout: float = 900) -> dict:
+def deploy(sm: Any, name: str, containers: dict[str, Any] | list[dict[str, Any]],
+           variants: list[dict[str, Any]] | None = None, mode: str | None = None,
+           async_config: dict[str, Any] | None = None, instance_type: str = "ml.m5.large",
+           timeout: float = 900) -> dict[str, Any]:
     """CreateModel + CreateEndpointConfig + CreateEndpoint, then wait; the endpoint's description.
 
     ``containers`` is one container definition (PrimaryContainer) or a list (Containers, with
     ``mode`` Direct or Serial).
     """
-    model = {"ModelName": name, "ExecutionRoleArn": ROLE}
+    model: dict[str, Any] = {"ModelName": name, "ExecutionRoleArn": ROLE}
     if isinstance(containers, dict):
         model["PrimaryContainer"] = containers
     else:
@@ -76,7 +80,7 @@ def deploy(sm, name: str, containers, variants=None, mode: str | None = None, as
         if mode:
             model["InferenceExecutionConfig"] = {"Mode": mode}
     sm.create_model(**model)
-    config = {
+    config: dict[str, Any] = {
         "EndpointConfigName": name,
         "ProductionVariants": variants or [
             {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": instance_type}
@@ -92,14 +96,14 @@ def deploy(sm, name: str, containers, variants=None, mode: str | None = None, as
     return described
 
 
-def tear_down(sm, name: str) -> None:
+def tear_down(sm: Any, name: str) -> None:
     """DeleteEndpoint, DeleteEndpointConfig, DeleteModel (what each example leaves behind on AWS)."""
     sm.delete_endpoint(EndpointName=name)
     sm.delete_endpoint_config(EndpointConfigName=name)
     sm.delete_model(ModelName=name)
 
 
-def upload(s3, bucket: str, files: dict[str, Path]) -> None:
+def upload(s3: Any, bucket: str, files: dict[str, Path]) -> None:
     """Create ``bucket`` if needed and upload ``{key: path}``."""
     try:
         s3.head_bucket(Bucket=bucket)

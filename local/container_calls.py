@@ -5,23 +5,20 @@ as the platform does; a container that does not answer in time is a ModelError t
 is gone (crashed, killed) is ``ServiceUnavailable`` (503).
 """
 
+from typing import Any
+
 import httpx
 
-from local.aws import ACCOUNT, ServiceError
+from local.arns import ACCOUNT, log_stream_arn
+from local.instances import Container, Instance
+from local.service_errors import ServiceError
 
 QUOTED_LIMIT = 1024  # how much of a container's error body the message quotes
 
 
-def log_stream_arn(region: str, instance) -> str:
-    return (
-        f"arn:aws:logs:{region}:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{instance.endpoint}"
-        f":log-stream:{instance.variant}/{instance.name}"
-    )
-
-
-def model_error(region: str, instance, hostname: str, status: int, text: str) -> ServiceError:
+def model_error(region: str, instance: Instance, hostname: str, status: int, text: str) -> ServiceError:
     kind = "client" if 400 <= status < 500 else "server"
-    stream = log_stream_arn(region, instance)
+    stream = log_stream_arn(region, instance.endpoint, instance.variant, instance.name)
     quoted = text[:QUOTED_LIMIT]
     return ServiceError(
         "ModelError",
@@ -35,8 +32,8 @@ def model_error(region: str, instance, hostname: str, status: int, text: str) ->
 
 
 async def call(
-    client: httpx.AsyncClient, region: str, instance, container, method: str, path: str,
-    timeout: float, **request,
+    client: httpx.AsyncClient, region: str, instance: Instance, container: Container, method: str, path: str,
+    timeout: float, **request: Any,
 ) -> httpx.Response:
     """The container's answer, whatever its status; ServiceError when there is no answer."""
     try:
@@ -54,6 +51,6 @@ async def call(
         ) from None
 
 
-def raise_for_status(region: str, instance, container, response: httpx.Response) -> None:
+def raise_for_status(region: str, instance: Instance, container: Container, response: httpx.Response) -> None:
     if response.status_code >= 400:
         raise model_error(region, instance, container.spec.hostname, response.status_code, response.text)

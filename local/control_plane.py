@@ -8,37 +8,22 @@ everything, ``ResourceLimitExceeded`` beyond the platform's limits.
 
 import logging
 import time
-from dataclasses import dataclass
+from typing import Any
 
-from local.asyncq import AsyncQueue
-from local.aws import ServiceError, arn, validation
-from local.endpoint import Endpoint, Platform
+from local.arns import arn
+from local.endpoint import Endpoint
 from local.instances import ContainerSpec
+from local.platform import Platform
+from local.records import ConfigRecord, ModelRecord
+from local.service_errors import ServiceError, validation
 from local.validation import check
 
-log = logging.getLogger("local.control")
+log = logging.getLogger("local.control_plane")
 MAX_CONTAINERS = 15
+Params = dict[str, Any]
 
 
-@dataclass
-class ModelRecord:
-    name: str
-    arn: str
-    containers: list[ContainerSpec]
-    mode: str  # Single, Direct or Serial
-    description: dict
-
-
-@dataclass
-class ConfigRecord:
-    name: str
-    arn: str
-    variants: list[dict]
-    async_config: dict | None
-    description: dict
-
-
-def _spec(definition: dict, hostname: str) -> ContainerSpec:
+def _spec(definition: Params, hostname: str) -> ContainerSpec:
     multi = definition.get("Mode") == "MultiModel"
     if multi and not definition.get("ModelDataUrl"):
         raise validation(f"Container {hostname}: a MultiModel container needs ModelDataUrl (the S3 prefix of its models).")
@@ -63,16 +48,17 @@ class ControlPlane:
     def arn(self, kind: str, name: str) -> str:
         return arn(self.platform.region, kind, name)
 
-    async def handle(self, operation: str, params: dict) -> dict:
+    async def handle(self, operation: str, params: Params) -> Params:
         method = getattr(self, "op_" + operation, None)
         if method is None:
             raise ServiceError("UnknownOperationException", f"The local endpoint does not implement {operation}.")
         check("sagemaker", operation, params)
-        return await method(params)
+        result: Params = await method(params)
+        return result
 
     # ------------------------------------------------------------------ models
 
-    async def op_CreateModel(self, p: dict) -> dict:
+    async def op_CreateModel(self, p: Params) -> Params:
         name = p["ModelName"]
         if name in self.models:
             raise validation(f'Cannot create already existing model "{self.arn("model", name)}".')
@@ -105,16 +91,16 @@ class ControlPlane:
             raise validation(f'Could not find model "{self.arn("model", name)}".')
         return self.models[name]
 
-    async def op_DescribeModel(self, p: dict) -> dict:
+    async def op_DescribeModel(self, p: Params) -> Params:
         record = self._model(p["ModelName"])
         return {**record.description, "ModelArn": record.arn}
 
-    async def op_DeleteModel(self, p: dict) -> dict:
+    async def op_DeleteModel(self, p: Params) -> Params:
         self._model(p["ModelName"])
         del self.models[p["ModelName"]]
         return {}
 
-    async def op_ListModels(self, p: dict) -> dict:
+    async def op_ListModels(self, p: Params) -> Params:
         return {"Models": [
             {"ModelName": m.name, "ModelArn": m.arn, "CreationTime": m.description["CreationTime"]}
             for m in sorted(self.models.values(), key=lambda m: m.name)
@@ -122,7 +108,7 @@ class ControlPlane:
 
     # ------------------------------------------------------------------ endpoint configurations
 
-    async def op_CreateEndpointConfig(self, p: dict) -> dict:
+    async def op_CreateEndpointConfig(self, p: Params) -> Params:
         name = p["EndpointConfigName"]
         if name in self.configs:
             raise validation(f'Cannot create already existing endpoint configuration "{self.arn("endpoint-config", name)}".')
@@ -156,26 +142,24 @@ class ControlPlane:
             raise validation(f'Could not find endpoint configuration "{self.arn("endpoint-config", name)}".')
         return self.configs[name]
 
-    async def op_DescribeEndpointConfig(self, p: dict) -> dict:
+    async def op_DescribeEndpointConfig(self, p: Params) -> Params:
         record = self._config(p["EndpointConfigName"])
         return {**record.description, "EndpointConfigArn": record.arn}
 
-    async def op_DeleteEndpointConfig(self, p: dict) -> dict:
+    async def op_DeleteEndpointConfig(self, p: Params) -> Params:
         self._config(p["EndpointConfigName"])
         del self.configs[p["EndpointConfigName"]]
         return {}
 
     # ------------------------------------------------------------------ endpoints
 
-    async def op_CreateEndpoint(self, p: dict) -> dict:
+    async def op_CreateEndpoint(self, p: Params) -> Params:
         name = p["EndpointName"]
         if name in self.endpoints:
             raise validation(f'Cannot create already existing endpoint "{self.arn("endpoint", name)}".')
         config = self._config(p["EndpointConfigName"])
         models = {v["ModelName"]: self._model(v["ModelName"]) for v in config.variants}
         endpoint = Endpoint(name, self.arn("endpoint", name), config, models, self.platform)
-        if config.async_config is not None:
-            endpoint.queue = AsyncQueue(endpoint, self.platform)
         self.endpoints[name] = endpoint
         endpoint.deploy()
         return {"EndpointArn": endpoint.arn}
@@ -185,16 +169,16 @@ class ControlPlane:
             raise validation(f'Could not find endpoint "{self.arn("endpoint", name)}".')
         return self.endpoints[name]
 
-    async def op_DescribeEndpoint(self, p: dict) -> dict:
+    async def op_DescribeEndpoint(self, p: Params) -> Params:
         return self.endpoint(p["EndpointName"]).describe()
 
-    async def op_DeleteEndpoint(self, p: dict) -> dict:
+    async def op_DeleteEndpoint(self, p: Params) -> Params:
         endpoint = self.endpoint(p["EndpointName"])
         del self.endpoints[endpoint.name]
         await endpoint.delete()
         return {}
 
-    async def op_ListEndpoints(self, p: dict) -> dict:
+    async def op_ListEndpoints(self, p: Params) -> Params:
         found = [e for e in self.endpoints.values() if p.get("NameContains", "") in e.name]
         if "StatusEquals" in p:
             found = [e for e in found if e.status == p["StatusEquals"]]
@@ -205,12 +189,12 @@ class ControlPlane:
             raise validation("The NextToken is not one this service gave.")
         start = int(token)
         size = int(p.get("MaxResults", 100))
-        out = {"Endpoints": [e.summary() for e in found[start:start + size]]}
+        out: Params = {"Endpoints": [e.summary() for e in found[start:start + size]]}
         if start + size < len(found):
             out["NextToken"] = str(start + size)
         return out
 
-    async def op_UpdateEndpoint(self, p: dict) -> dict:
+    async def op_UpdateEndpoint(self, p: Params) -> Params:
         endpoint = self.endpoint(p["EndpointName"])
         if endpoint.status != "InService":
             raise validation(f'Cannot update in-progress endpoint "{endpoint.arn}".')
@@ -220,7 +204,7 @@ class ControlPlane:
         endpoint.switch(config, {v["ModelName"]: self._model(v["ModelName"]) for v in config.variants})
         return {"EndpointArn": endpoint.arn}
 
-    async def op_UpdateEndpointWeightsAndCapacities(self, p: dict) -> dict:
+    async def op_UpdateEndpointWeightsAndCapacities(self, p: Params) -> Params:
         endpoint = self.endpoint(p["EndpointName"])
         if endpoint.status != "InService":
             raise validation(f'Cannot update in-progress endpoint "{endpoint.arn}".')

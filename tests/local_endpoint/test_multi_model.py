@@ -20,7 +20,7 @@ from local.examples.steps import deploy, metric_sum, upload
 from models.layout import archive
 from tests.builders import sklearn_model
 from tests.conftest import Server
-from tests.local_endpoint_support import local_endpoint
+from tests.local_endpoint.support import local_endpoint
 
 CUSTOMERS = 30
 ROWS = 50_000  # x 10 features x 8 bytes: 4 MB of memory per model (and on disk: random data)

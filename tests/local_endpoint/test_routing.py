@@ -12,7 +12,7 @@ import pytest
 from local.examples.steps import deploy, wait_status
 from models.layout import archive
 from tests.builders import SLOW_CODE, sklearn_model
-from tests.local_endpoint_support import local_endpoint
+from tests.local_endpoint.support import local_endpoint
 
 SLOW = b"101.5,1,2,3"  # SLOW_CODE sleeps 1.5 s on this row
 QUICK = b"1,2,3,4"

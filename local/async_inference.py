@@ -6,6 +6,13 @@ reads the input from S3, invokes (timeout up to 3600 s), writes the answer to
 ``S3OutputPath/<InferenceId>.out`` or the failure to ``S3FailurePath/<InferenceId>-error.out``,
 and publishes the platform's notification to the success or error topic. The queue depth is the
 ``ApproximateBacklogSize`` metric.
+
+A request without a ContentType is sent with its input object's Content-Type: the SageMaker
+Python SDK's ``AsyncPredictor`` uploads the serialized input with its serializer's type and
+calls InvokeEndpointAsync with only ``InputLocation`` and ``Accept``. A failure is written as the
+runtime's JSON error body (``message``, ``code`` and, for a ModelError, its members), so that the
+SDK, which reads the failure object with the predictor's deserializer, can raise its
+``AsyncInferenceModelError``.
 """
 
 import asyncio
@@ -13,13 +20,17 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from local import metrics
 from local.artifacts import ArtifactError, split_s3
-from local.aws import ServiceError
-from local.endpoint import Invocation
+from local.instances import Instance
+from local.invocation import Answer, Invocation
+from local.platform import Platform
+from local.service_errors import ServiceError
 
 log = logging.getLogger("local.async")
 DEFAULT_CONCURRENCY = 4
@@ -50,10 +61,16 @@ class AsyncRequest:
     received: float = field(default_factory=time.time)
 
 
+Invoke = Callable[[Invocation, Instance], Awaitable[Answer]]
+
+
 class AsyncQueue:
-    def __init__(self, endpoint, platform):
-        config = endpoint.config.async_config
+    """One async endpoint's queue and its workers (``invoke`` routes a request, preferring the
+    worker's own instance)."""
+
+    def __init__(self, endpoint: str, config: dict[str, Any], platform: Platform, invoke: Invoke):
         self.endpoint = endpoint
+        self.invoke = invoke
         self.platform = platform
         self.concurrency = int(config.get("ClientConfig", {}).get("MaxConcurrentInvocationsPerInstance",
                                                                     DEFAULT_CONCURRENCY))
@@ -64,10 +81,10 @@ class AsyncQueue:
         self.success_topic = notification.get("SuccessTopic")
         self.error_topic = notification.get("ErrorTopic")
         self.queue: asyncio.Queue[AsyncRequest] = asyncio.Queue()
-        self.workers: dict[str, list[asyncio.Task]] = {}
+        self.workers: dict[str, list[asyncio.Task[None]]] = {}
         self.backlog = 0
         self.closing = False  # the endpoint is being deleted: requests in flight are dropped
-        self.gauge = metrics.backlog.labels(endpoint.name)
+        self.gauge = metrics.backlog.labels(endpoint)
         self.gauge.set(0)
 
     def submit(self, input_location: str | None, content_type: str | None, accept: str | None,
@@ -98,12 +115,12 @@ class AsyncQueue:
         self.backlog += delta
         self.gauge.set(self.backlog)
 
-    def add_instance(self, instance) -> None:
+    def add_instance(self, instance: Instance) -> None:
         self.workers[instance.name] = [
             asyncio.create_task(self._work(instance)) for _ in range(self.concurrency)
         ]
 
-    def remove_instance(self, instance) -> None:
+    def remove_instance(self, instance: Instance) -> None:
         for task in self.workers.pop(instance.name, []):
             task.cancel()
 
@@ -114,9 +131,9 @@ class AsyncQueue:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        metrics.backlog.remove(self.endpoint.name)
+        metrics.backlog.remove(self.endpoint)
 
-    async def _work(self, instance) -> None:
+    async def _work(self, instance: Instance) -> None:
         while True:
             request = await self.queue.get()
             try:
@@ -131,55 +148,56 @@ class AsyncQueue:
             finally:
                 self._count(-1)
 
-    async def _process(self, request: AsyncRequest, instance) -> None:
+    async def _process(self, request: AsyncRequest, instance: Instance) -> None:
         if time.time() - request.received > request.ttl:
-            await self._fail(request, f"Request expired: it waited over {request.ttl:g} s in the queue.")
+            await self._fail(request, f"Request expired: it waited over {request.ttl:g} s in the queue.", "ValidationError")
             return
         storage = self.platform.storage
         try:
-            body = await asyncio.to_thread(storage.read, request.input_location)
+            body, stored_type = await asyncio.to_thread(storage.read, request.input_location)
         except ArtifactError as err:
-            await self._fail(request, str(err))
+            await self._fail(request, str(err), "ValidationError")
             return
         invocation = Invocation(
-            body, content_type=request.content_type, accept=request.accept,
+            body, content_type=request.content_type or stored_type, accept=request.accept,
             custom_attributes=request.custom_attributes, inference_id=request.inference_id,
             timeout=request.timeout,
         )
         try:
-            answer = await self.endpoint.invoke(invocation, instance=instance)
+            answer = await self.invoke(invocation, instance)
         except ServiceError as err:
-            await self._fail(request, f"{err.code}: {err.message}")
+            await self._fail(request, f"{err.code}: {err.message}", err.code, err.members)
             return
         try:
             await asyncio.to_thread(storage.write, request.output_location, answer.body, answer.content_type)
         except Exception as err:  # the bucket may be gone: that is a failure of this request
-            await self._fail(request, f"Could not write the output to {request.output_location}: {err}")
+            await self._fail(request, f"Could not write the output to {request.output_location}: {err}", "InternalFailure")
             return
         await self._notify(self.success_topic, request, "Completed", {
             "contentType": answer.content_type, "outputLocation": request.output_location,
         })
 
-    async def _fail(self, request: AsyncRequest, reason: str) -> None:
+    async def _fail(self, request: AsyncRequest, reason: str, code: str, members: dict[str, object] | None = None) -> None:
         storage = self.platform.storage
+        body = json.dumps({"message": reason, "code": code, **(members or {})}).encode()
         try:
-            await asyncio.to_thread(storage.write, request.failure_location, reason.encode(), "text/plain")
+            await asyncio.to_thread(storage.write, request.failure_location, body, "application/json")
         except Exception as err:  # the output bucket may be gone; the notification still says why
             log.warning("could not write the failure of %s: %s", request.inference_id, err)
         await self._notify(self.error_topic, request, "Failed", {"failureLocation": request.failure_location},
                            failure=reason)
 
-    async def _notify(self, topic: str | None, request: AsyncRequest, status: str, response: dict,
+    async def _notify(self, topic: str | None, request: AsyncRequest, status: str, response: dict[str, Any],
                       failure: str | None = None) -> None:
         if not topic:
             return
-        message = {
+        message: dict[str, Any] = {
             "awsRegion": self.platform.region,
             "eventTime": _iso(time.time()),
             "receivedTime": _iso(request.received),
             "invocationStatus": status,
             "requestParameters": {
-                "contentType": request.content_type, "endpointName": self.endpoint.name,
+                "contentType": request.content_type, "endpointName": self.endpoint,
                 "inputLocation": request.input_location,
             },
             "responseParameters": response,

@@ -13,7 +13,7 @@ import pytest
 from local.examples.steps import deploy, metric_sum, wait_status
 from models.layout import archive
 from tests.builders import SLOW_CODE, sklearn_model
-from tests.local_endpoint_support import local_endpoint
+from tests.local_endpoint.support import local_endpoint
 
 REQUESTS = 20
 BUCKET = "async-io"

@@ -17,7 +17,7 @@ from models.examples import pipeline
 from models.examples import sklearn as sklearn_examples
 from models.examples import xgboost as xgboost_examples
 from models.layout import archive
-from tests.local_endpoint_support import local_endpoint
+from tests.local_endpoint.support import local_endpoint
 
 BUCKET = "containers"
 ROWS = np.array([[0.5, 80.0, 3.1, -6.0], [-1.0, 140.0, 2.9, -9.0]])

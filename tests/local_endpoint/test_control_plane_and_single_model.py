@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from local.examples.steps import ROLE, deploy, wait_status
 from models.examples import sklearn as sklearn_examples
 from models.layout import archive
-from tests.local_endpoint_support import local_endpoint
+from tests.local_endpoint.support import local_endpoint
 
 local = local_endpoint()
 

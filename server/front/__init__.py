@@ -6,5 +6,8 @@ in workers (``server.worker``), which the front reaches only through ``superviso
 - ``http/``: the ASGI app, the invoke fast path, connection guards, graceful shutdown;
 - ``service``: the façade the routes call (load, unload, invoke, describe);
 - ``registry``, ``budget``, ``submit_dir``, ``metrics``: what the service keeps and reads;
+- ``placement``: which worker a model, a replica or a request goes to;
+- ``ledger``: whom a worker's death is blamed on, who is quarantined, what is retried;
+- ``background``: the tasks nobody awaits, held and their failures logged;
 - ``supervisor/``: the pool of worker slots and the handle on one worker process.
 """

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from handlers.errors import BadInput, Conflict, ServingError
+from server.front.placement import Heat
+from server.front.supervisor.process import WorkerProcess
 
 MAX_NAME_LENGTH = 256
 DEFAULT_PAGE = 100
@@ -28,7 +30,7 @@ class ModelEntry:
     path: Path
     framework: str
     state: str = "loading"  # "loading" (first load or reload after a worker crash), "ready" or "quarantined"
-    replicas: list[Any] = field(default_factory=list)  # the WorkerProcesses holding it, ready to serve
+    replicas: list[WorkerProcess] = field(default_factory=list)  # the workers holding it, ready to serve
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     failure: ServingError | None = None  # why the last load failed, for requests that waited on it
     estimate_bytes: int = 0
@@ -36,12 +38,9 @@ class ModelEntry:
     load_seconds: float = 0.0
     loaded_at: float = 0.0
     invocations: int = 0
-    deaths: list[tuple[float, float]] = field(default_factory=list)  # (when, share of the blame) of its worker's deaths
-    hot_since: float | None = None  # since when its replicas' workers have been saturated
-    replicating: bool = False  # a replica is being added
+    heat: Heat = field(default_factory=Heat)  # saturation of its replicas' workers (server.front.placement)
     last_invoked_at: float | None = None
     replica_loads: set[asyncio.Future[None]] = field(default_factory=set)  # loads of a replica under way
-    interrupted: list[float] = field(default_factory=list)  # when worker deaths cut its loads short (monotonic)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -54,13 +53,13 @@ class ModelEntry:
             "memoryBytes": self.memory_bytes,
             "invocations": self.invocations,
             "lastInvokedAt": self.last_invoked_at,
-            "worker": getattr(self.worker, "name", None),
-            "workerPid": getattr(self.worker, "pid", None),
+            "worker": self.worker.name if self.worker else None,
+            "workerPid": self.worker.pid if self.worker else None,
             "replicas": [{"worker": w.name, "workerPid": w.pid} for w in self.replicas],
         }
 
     @property
-    def worker(self) -> Any:
+    def worker(self) -> WorkerProcess | None:
         """Its first replica's worker (None while it has none)."""
         return self.replicas[0] if self.replicas else None
 

@@ -1,16 +1,18 @@
 """The model service: load, unload, list, describe and invoke models on framework workers.
 
-It owns the registry and the memory budget, and places models on the workers of
-``server.front.supervisor.pool``. Routes call it; it calls workers. When the pool reports a worker dead, the
-models it held stay listed (as LOADING) and requests to them wait; once the pool has a new
-worker in the slot, the service reloads them there.
+A façade: the registry (which models exist), the memory budget, placement (which worker a model
+or a request goes to, ``server.front.placement``) and the fault ledger (whom a worker's death is
+blamed on, ``server.front.ledger``) each decide their part; the service carries the decisions
+out on the workers of ``server.front.supervisor.pool``. Routes call it; it calls workers. When
+the pool reports a worker dead, the models it held stay listed (as LOADING, unless the ledger
+quarantines them) and requests to them wait; once the pool has a new worker in the slot, the
+service reloads them there.
 """
 
 import asyncio
 import logging
 import os
 import time
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,10 @@ import handlers
 from handlers.base import Framework
 from handlers.errors import BadInput, Conflict, InsufficientMemory, ModelNotLoaded, ResourceNotFound, ServingError
 from server.config import Settings
-from server.front import accel_log, metrics, submit_dir
+from server.front import accel_log, metrics, placement, submit_dir
+from server.front.background import Background
 from server.front.budget import MemoryBudget, directory_bytes
+from server.front.ledger import FaultLedger
 from server.front.registry import ModelEntry, Registry, check_name
 from server.front.supervisor.pool import WorkerPool
 from server.front.supervisor.process import WorkerDied, WorkerProcess
@@ -29,10 +33,6 @@ from server.shared.rss import tree_rss
 log = logging.getLogger("service")
 
 SINGLE_MODEL_NAME = "model"
-QUARANTINE_DEATHS = 2  # deaths of its worker that quarantine the one model running at each...
-QUARANTINE_WINDOW_SECONDS = 600.0  # ...within this long
-INTERRUPTED_LOADS = 4  # loads of a model cut short by deaths beside others, within the window, that are retried
-REPLICATE_AFTER_SECONDS = 0.5  # how long a model's workers stay saturated before it gets another replica
 
 
 class ModelService:
@@ -41,38 +41,25 @@ class ModelService:
         self.registry = Registry()
         self.budget = MemoryBudget(settings.memory_limit_bytes, settings.memory_headroom_bytes)
         self.pool = WorkerPool(settings, self)
-        self.tasks: set[asyncio.Task[Any]] = set()
+        self.ledger = FaultLedger()
+        self.router = placement.Router(settings.auto_replicate, settings.replicate_at)
+        self.background = Background(log)
         self.lost: dict[WorkerProcess, list[ModelEntry]] = {}  # a dead worker -> models to reload on its successor
-        self.deaths: dict[tuple[str, int], list[tuple[float, frozenset[str]]]] = {}  # slot -> (when, models running) of its deaths
         self.single_failure: ServingError | None = None  # single-model mode: why its one model did not load
         metrics.memory_limit.set(self.budget.limit)
 
     # ------------------------------------------------------------------ lifecycle
 
-    def spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        task = asyncio.create_task(coroutine, name=name)
-        self.tasks.add(task)
-        task.add_done_callback(self._finished)
-        return task
-
-    def _finished(self, task: asyncio.Task[Any]) -> None:
-        """Forget a finished background task, logging what it raised (a worker that died under
-        an abandoned load's unload, say) in one line rather than as a "never retrieved" traceback."""
-        self.tasks.discard(task)
-        if not task.cancelled() and (err := task.exception()) is not None:
-            log.warning("background task %s failed: %s: %s", task.get_name(), type(err).__name__, err)
-
     async def start(self) -> None:
         if self.settings.accel_report:  # MODEL_SERVER_ACCEL_REPORT: one log line, in a child process
-            self.spawn(accel_log.log_report(log), "accel-report")
+            self.background.start(accel_log.log_report(log), "accel-report")
         if not self.settings.multi_model:
-            self.spawn(self._load_single_model(), "load-single-model")
+            self.background.start(self._load_single_model(), "load-single-model")
         elif self.settings.preload:
-            self.spawn(self._preload(), "preload")
+            self.background.start(self._preload(), "preload")
 
     async def stop(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
+        self.background.cancel()
         await self.pool.stop()
 
     async def _load_single_model(self) -> None:
@@ -167,22 +154,22 @@ class ModelService:
                                        for slot in range(self.settings.workers_per_framework)))
             else:
                 try:
-                    await self._add_replica(entry, framework, self.pool.least_filled(framework.name))
+                    await self._add_replica(entry, framework, placement.slot_for_new_model(self.pool.slots_of(framework.name)))
                 except LoadInterrupted as err:
-                    if err.alone or not self._may_retry(entry):
+                    if not self.ledger.retry_load(name, err.alone):
                         raise
                     log.warning("the worker died under the load of %r with more running: loading it again", name)
                     try:
-                        await self._add_replica(entry, framework, self.pool.least_filled(framework.name))
+                        await self._add_replica(entry, framework, placement.slot_for_new_model(self.pool.slots_of(framework.name)))
                     except LoadInterrupted as again:
                         if again.alone:
                             raise
                         raise ServingError(f"{again.message}, twice, with other models running; retry the load", 503) from None
         except BaseException as err:
             replicas, entry.replicas = entry.replicas, []
-            self.registry.remove(entry)  # before any await: no request may route to it now
+            self._forget(entry)  # before any await: no request may route to it now
             for worker in replicas:
-                worker.models.discard(entry.name)
+                self.pool.unassign(worker, entry.name)
             await asyncio.gather(*(self._release(w, entry.name) for w in replicas), return_exceptions=True)
             failure = err if isinstance(err, ServingError) else ServingError("the load was interrupted", 500)
             entry.failure = failure
@@ -220,7 +207,7 @@ class ModelService:
         except BaseException:
             self.budget.reserved -= need
             raise
-        worker.models.add(entry.name)  # counted at once, so parallel loads spread over slots
+        self.pool.assign(worker, entry.name)  # counted at once, so parallel loads spread over slots
         loading = asyncio.get_running_loop().create_future()
         entry.replica_loads.add(loading)
         header: dict[str, Any] | None = None
@@ -236,7 +223,7 @@ class ModelService:
                 raise InsufficientMemory(f"the model took {taken:.0f} MB once loaded; {over}")
             self._still_wanted(entry)
         except BaseException:
-            worker.models.discard(entry.name)
+            self.pool.unassign(worker, entry.name)
             if header is not None:
                 await self._release(worker, entry.name)  # it loaded: give it back
             raise
@@ -249,7 +236,7 @@ class ModelService:
 
     def _still_wanted(self, entry: ModelEntry) -> None:
         """Superseded when ``entry`` was unloaded or quarantined while a replica of it was loading."""
-        if self.registry.get(entry.name) is not entry or entry.state == "quarantined":
+        if self.registry.get(entry.name) is not entry or self.ledger.quarantined(entry.name):
             raise Superseded("the model was unloaded or quarantined while it loaded")
 
     async def _call_load(self, worker: WorkerProcess, entry: ModelEntry) -> dict[str, Any]:
@@ -262,14 +249,14 @@ class ModelService:
                     header, _ = await worker.call({"op": Op.LOAD, "key": entry.name, "path": str(entry.path)})
         except TimeoutError:
             if worker.alive:
-                self.spawn(worker.call({"op": Op.UNLOAD, "key": entry.name, "abandon_loads": True}), "abandon-load")
+                self.background.start(worker.call({"op": Op.UNLOAD, "key": entry.name, "abandon_loads": True}), "abandon-load")
             raise ServingError(
                 f"the model did not load within {timeout:g} s (MODEL_SERVER_LOAD_TIMEOUT_SECONDS); the load was abandoned",
                 504,
             ) from None
         except WorkerDied as died:
             raise LoadInterrupted(f"the worker died while loading the model ({died.worker.exit_description()})",
-                                  alone=died.worker.died_with <= {entry.name}) from None
+                                  alone=died.worker.death.alone(entry.name)) from None
         if header["status"] != 200:
             raise self._memory_checked(failure_of(header, "the model failed to load"), loading=True)
         return header
@@ -300,10 +287,10 @@ class ModelService:
             if self.registry.get(name) is not entry:
                 raise ModelNotLoaded()
         started = time.perf_counter()
-        self.registry.remove(entry)
+        self._forget(entry)
         replicas, entry.replicas = entry.replicas, []
         for worker in replicas:
-            worker.models.discard(name)
+            self.pool.unassign(worker, name)
         metrics.loaded_models.labels(entry.framework).dec()
         entry.ready.set()  # requests waiting on a reload: it is not coming
         # Replicas loading now (a reload after a crash) give themselves back when they finish.
@@ -398,27 +385,17 @@ class ModelService:
     # ------------------------------------------------------------------ replicas
 
     def _route(self, entry: ModelEntry) -> WorkerProcess:
-        """The replica whose worker has the fewest outstanding requests (the platform's
-        LEAST_OUTSTANDING_REQUESTS, inside the container). A model whose every replica's worker
-        stays saturated (MODEL_SERVER_REPLICATE_AT outstanding) for REPLICATE_AFTER_SECONDS gets
-        another replica on another worker of its framework, while there is a slot for one."""
+        """The replica to send a request to (``placement.Router``); a model whose workers stay
+        saturated gets another replica on a spare slot of its framework, while there is one."""
         replicas = entry.replicas
         if not replicas:
             raise ModelNotLoaded()  # a load that failed after serving from its first replica
-        worker: WorkerProcess = replicas[0] if len(replicas) == 1 else min(replicas, key=lambda w: len(w.pending))
-        if self.settings.auto_replicate:
-            outstanding = len(worker.pending)
-            if outstanding >= self.settings.replicate_at:
-                now = time.monotonic()
-                if entry.hot_since is None:
-                    entry.hot_since = now
-                elif now - entry.hot_since >= REPLICATE_AFTER_SECONDS and not entry.replicating:
-                    slot = self.pool.spare_slot(entry.framework, {w.slot for w in replicas})
-                    if slot is not None:
-                        entry.replicating = True
-                        self.spawn(self._replicate(entry, slot), f"replicate-{entry.name}")
-            elif outstanding * 2 < self.settings.replicate_at:  # hysteresis: answers in transit dip it
-                entry.hot_since = None
+        worker, due = self.router.route(replicas, entry.heat)
+        if due:
+            slot = placement.spare_slot(self.pool.slots_of(entry.framework), {w.slot for w in replicas})
+            if slot is not None:
+                entry.heat.replicating = True
+                self.background.start(self._replicate(entry, slot), f"replicate-{entry.name}")
         return worker
 
     async def _replicate(self, entry: ModelEntry, slot: int) -> None:
@@ -429,84 +406,59 @@ class ModelService:
         except ServingError as err:
             log.warning("could not add a replica of %r (%d): %s", entry.name, err.status, err.message)
         finally:
-            entry.replicating = False
-            entry.hot_since = None
+            entry.heat.cooled()
         if self.registry.get(entry.name) is not entry:  # unloaded meanwhile: take the replica back
             await asyncio.gather(*(self._release(w, entry.name) for w in entry.replicas))
+
+    def _forget(self, entry: ModelEntry) -> None:
+        """Take ``entry`` out of the registry, and its faults out of the ledger: a model loaded
+        again under its name starts with a clean record."""
+        if self.registry.get(entry.name) is entry:
+            self.registry.remove(entry)
+            self.ledger.forget(entry.name)
 
     # ------------------------------------------------------------------ the pool's news
 
     def worker_died(self, worker: WorkerProcess) -> None:
         """Its models lose that replica; one left with none stays listed, as LOADING, and requests
-        to it wait for the reload. A model that was running (not merely waiting) when its worker died
-        for the second time within QUARANTINE_WINDOW_SECONDS is quarantined instead: not
-        reloaded, answering a 500 that says so until it is unloaded and loaded again, so that its
-        neighbours stop paying for it."""
-        now = time.monotonic()
+        to it wait for the reload. One the ledger convicts is quarantined instead: not reloaded,
+        answering a 500 that says so until it is unloaded and loaded again, so that its neighbours
+        stop paying for it."""
+        held = [entry for entry in self.registry.entries() if worker in entry.replicas]
+        verdict = self.ledger.died(worker.death, [entry.name for entry in held])
+        if verdict.forgiven is not None:
+            self.pool.forgive(*verdict.forgiven)  # its crash loop is over: the restart need not wait out the backoff
         lost = []
-        # The blame is shared among the models it was running invokes of (else loads of): the model
-        # at fault is running at every one of its deaths, a neighbour only at some.
-        suspects = worker.died_invoking or worker.died_with
-        culprit = self._running_at_every_death(worker, suspects, now)
-        for entry in self.registry.entries():
-            if worker not in entry.replicas:
-                continue
+        for entry in held:
             entry.replicas.remove(worker)
-            if entry.name in suspects:
-                entry.deaths = [d for d in entry.deaths if now - d[0] < QUARANTINE_WINDOW_SECONDS] + [(now, 1 / len(suspects))]
-                if entry.name == culprit or sum(share for _, share in entry.deaths) >= QUARANTINE_DEATHS - 1e-9:
-                    self._quarantine(entry, worker)
-                    continue
+            if entry.name in verdict.quarantined:
+                self._quarantine(entry, worker)
+                continue
             lost.append(entry)
             if not entry.replicas:
                 entry.state = "loading"
                 entry.ready.clear()
         self.lost.setdefault(worker, []).extend(lost)  # beside reloads its death interrupted
 
-    def _running_at_every_death(self, worker: WorkerProcess, suspects: set[str], now: float) -> str | None:
-        """The one model that was running at each of its slot's latest deaths (two at least, within
-        the window), if there is one: under load several models run at every death, but only the
-        one at fault at all of them. The slot's history starts again once it is named."""
-        slot = (worker.framework, worker.slot)
-        history = [d for d in self.deaths.get(slot, []) if now - d[0] < QUARANTINE_WINDOW_SECONDS] + [(now, frozenset(suspects))]
-        self.deaths[slot] = history
-        common = set(suspects)
-        for _, earlier in reversed(history[:-1]):
-            common &= earlier
-            if len(common) == 1:
-                del self.deaths[slot]
-                self.pool.forgive(*slot)  # its crash loop is over: the restart need not wait out the backoff
-                return next(iter(common))
-            if not common:
-                return None
-        return None
-
-    def _may_retry(self, entry: ModelEntry) -> bool:
-        """Whether a load interrupted by a worker's death with others running (the model may be
-        innocent) is tried again: at most INTERRUPTED_LOADS times within the window, so that a
-        model which crashes its loads beside others cannot loop for ever."""
-        now = time.monotonic()
-        entry.interrupted = [t for t in entry.interrupted if now - t < QUARANTINE_WINDOW_SECONDS] + [now]
-        return len(entry.interrupted) <= INTERRUPTED_LOADS
-
     def _quarantine(self, entry: ModelEntry, worker: WorkerProcess) -> None:
+        record = self.ledger.record(entry.name)
         entry.state = "quarantined"
         entry.failure = ServingError(
-            f"this model was running at {len(entry.deaths)} deaths of its worker "
+            f"this model was running at {len(record.deaths)} deaths of its worker "
             f"(last: {worker.exit_description()}); it is quarantined: unload it and load it again to retry", 500,
         )
         replicas, entry.replicas = entry.replicas, []
         for other in replicas:
-            other.models.discard(entry.name)
-            self.spawn(self._release(other, entry.name), f"quarantine-{entry.name}")
+            self.pool.unassign(other, entry.name)
+            self.background.start(self._release(other, entry.name), f"quarantine-{entry.name}")
         entry.ready.set()
         metrics.quarantines.labels(entry.framework).inc()
-        log.error("quarantined %r: running at %d deaths of its %s worker (blame %.1f)", entry.name, len(entry.deaths),
-                  entry.framework, sum(share for _, share in entry.deaths))
+        log.error("quarantined %r: running at %d deaths of its %s worker (blame %.1f)", entry.name, len(record.deaths),
+                  entry.framework, record.blame)
 
     def worker_replaced(self, dead: WorkerProcess, worker: WorkerProcess) -> None:
         orphans = self.lost.pop(dead, [])
-        self.spawn(self._reload(worker, orphans), f"reload-{worker.name}")
+        self.background.start(self._reload(worker, orphans), f"reload-{worker.name}")
 
     async def _reload(self, worker: WorkerProcess, orphans: list[ModelEntry]) -> None:
         framework = handlers.get(worker.framework)
@@ -520,25 +472,24 @@ class ModelService:
             except Superseded:
                 return
             except ServingError as err:
-                if isinstance(err, LoadInterrupted) and not err.alone and self._may_retry(entry):
+                if self.registry.get(entry.name) is not entry:
+                    return  # unloaded while it reloaded: the unload has said all there is
+                if isinstance(err, LoadInterrupted) and self.ledger.retry_load(entry.name, err.alone):
                     log.warning("the worker died under the reload of %r, with more running: it waits for the next", entry.name)
                     self.lost.setdefault(worker, []).append(entry)
                     return
                 if entry.replicas:
                     log.warning("reloading a replica of %r failed (%d): %s", entry.name, err.status, err.message)
                     return
-                self.registry.remove(entry)
+                self._forget(entry)
                 metrics.loaded_models.labels(entry.framework).dec()
                 entry.failure = err
                 entry.ready.set()
                 log.error("reloading %r after the crash failed (%d): %s; it is unloaded", entry.name, err.status, err.message)
 
-        # Models blamed for recent deaths come back last, once the others have: a request to one
-        # that kills the worker again then cuts no neighbour's reload short.
-        now = time.monotonic()
-        suspect = [any(now - t < QUARANTINE_WINDOW_SECONDS for t, _ in e.deaths) for e in orphans]
-        await asyncio.gather(*(reload(e) for e, s in zip(orphans, suspect) if not s))
-        await asyncio.gather(*(reload(e) for e, s in zip(orphans, suspect) if s))
+        first, suspects = self.ledger.reload_order(orphans, lambda entry: entry.name)
+        await asyncio.gather(*(reload(entry) for entry in first))
+        await asyncio.gather(*(reload(entry) for entry in suspects))
 
 
 class Superseded(ServingError):

@@ -10,25 +10,26 @@ whose threads are all stuck, or whose GIL is held by native code, answers nothin
 killed. Either way the slot gets a new worker (after a backoff if it keeps dying quickly), and
 the pool's listener — the model service — is told, so that it can reload the models.
 
-The pool knows nothing of models beyond the names each worker holds (for choosing the
-least-filled slot): the registry, the budget and the reloads stay in ``server.front.service``.
+The pool knows nothing of models beyond the names each worker holds (``assign``, ``unassign``;
+read by ``server.front.placement`` to choose slots): the registry, the budget and the reloads stay
+in ``server.front.service``.
 """
 
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
-from typing import Any, Protocol, TypeVar
+from typing import Protocol
 
 from handlers.errors import ServingError
 from server.config import Settings
 from server.front import metrics
+from server.front.background import Background
+from server.front.placement import Slots
 from server.front.supervisor.process import WorkerDied, WorkerProcess
 from server.shared.environment import worker_environment
 from server.shared.protocol import Op, WorkerConfig
 
 log = logging.getLogger("pool")
-T = TypeVar("T")
 
 QUICK_DEATH_SECONDS = 10.0  # a worker dying sooner than this after its start counts as a crash loop
 MAX_BACKOFF_SECONDS = 30.0
@@ -71,7 +72,7 @@ class WorkerPool:
         self.slots: dict[tuple[str, int], asyncio.Task[WorkerProcess]] = {}  # (framework, slot) -> task giving its worker
         self.workers: dict[tuple[str, int], WorkerProcess] = {}
         self.backoffs: dict[tuple[str, int], Backoff] = {}
-        self.tasks: set[asyncio.Task[Any]] = set()
+        self.background = Background(log)
         self.stopping = False
         self.env = worker_environment(settings.intra_op_threads, settings.fpmath_mode)
         self.ping_interval = min(PING_INTERVAL_SECONDS, settings.timeout_seconds)
@@ -82,12 +83,6 @@ class WorkerPool:
         backoff = self.backoffs.get((framework, slot))
         if backoff is not None:
             backoff.reset()
-
-    def spawn(self, coroutine: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
-        task = asyncio.create_task(coroutine, name=name)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
 
     def config(self, framework: str, slot: int) -> WorkerConfig:
         settings = self.settings
@@ -114,22 +109,20 @@ class WorkerPool:
     def started(self, framework: str, slot: int) -> bool:
         return (framework, slot) in self.slots
 
-    def least_filled(self, framework: str) -> int:
-        """Where a new model goes: the started slot with the fewest models (slot 0 if none is)."""
-        started = [s for s in range(self.settings.max_workers_per_framework) if (framework, s) in self.workers]
-        if not started:
-            return 0
-        return min(started, key=lambda s: len(self.workers[(framework, s)].models))
+    def slots_of(self, framework: str) -> Slots[WorkerProcess]:
+        """A framework's slots, for ``server.front.placement`` to choose from."""
+        count = self.settings.max_workers_per_framework
+        return Slots(count, {s: w for (f, s), w in self.workers.items() if f == framework},
+                     {s for f, s in self.slots if f == framework})
 
-    def spare_slot(self, framework: str, taken: set[int]) -> int | None:
-        """Where another replica goes: the least busy started slot not in ``taken``, else the first
-        slot not started yet; None when every slot holds one."""
-        free = [s for s in range(self.settings.max_workers_per_framework) if s not in taken]
-        started = [s for s in free if (framework, s) in self.workers and self.workers[(framework, s)].alive]
-        if started:
-            return min(started, key=lambda s: len(self.workers[(framework, s)].pending))
-        unstarted = [s for s in free if (framework, s) not in self.slots]
-        return unstarted[0] if unstarted else None
+    # ------------------------------------------------------------------ the models each worker holds
+
+    def assign(self, worker: WorkerProcess, model: str) -> None:
+        """``worker`` holds (or is loading) ``model``: counted at once, so that parallel loads spread."""
+        worker.models.add(model)
+
+    def unassign(self, worker: WorkerProcess, model: str) -> None:
+        worker.models.discard(model)
 
     # ------------------------------------------------------------------ workers
 
@@ -139,7 +132,7 @@ class WorkerPool:
         while True:
             task = self.slots.get(key)
             if task is None:
-                task = self.slots[key] = self.spawn(self._start(framework, slot), f"start-{framework}-{slot}")
+                task = self.slots[key] = self.background.start(self._start(framework, slot), f"start-{framework}-{slot}")
             try:
                 worker = await asyncio.shield(task)
             except Exception as err:
@@ -155,8 +148,8 @@ class WorkerPool:
         await worker.start(self.settings.startup_timeout_seconds)
         self.workers[(framework, slot)] = worker
         metrics.workers_running.labels(framework).inc()
-        self.spawn(self._watch(worker, time.monotonic()), f"watch-{worker.name}")
-        self.spawn(self._ping(worker), f"ping-{worker.name}")
+        self.background.start(self._watch(worker, time.monotonic()), f"watch-{worker.name}")
+        self.background.start(self._ping(worker), f"ping-{worker.name}")
         return worker
 
     async def _watch(self, worker: WorkerProcess, started: float) -> None:
@@ -168,14 +161,14 @@ class WorkerPool:
         log.error(
             "worker %s (pid %s) died: %s, while working on %s; restarting it and reloading its %d model(s)",
             worker.name, worker.pid, worker.exit_description(),
-            ", ".join(sorted(map(repr, worker.died_with))) or "nothing", len(worker.models),
+            ", ".join(sorted(map(repr, worker.death.running))) or "nothing", len(worker.models),
         )
         metrics.worker_restarts.labels(worker.framework).inc()
         self.listener.worker_died(worker)
         key = (worker.framework, worker.slot)
         backoff = self.backoffs.setdefault(key, Backoff())
         delay = backoff.after_death(time.monotonic() - started)
-        self.slots[key] = self.spawn(self._restart(worker, backoff, delay), f"restart-{worker.name}")
+        self.slots[key] = self.background.start(self._restart(worker, backoff, delay), f"restart-{worker.name}")
 
     async def _restart(self, dead: WorkerProcess, backoff: Backoff, delay: float) -> WorkerProcess:
         """Start a worker in the dead one's slot, retrying with the backoff until one starts."""
@@ -219,6 +212,5 @@ class WorkerPool:
         then the pool's own tasks."""
         self.stopping = True
         await asyncio.gather(*(w.stop() for w in self.workers.values()), return_exceptions=True)
-        for task in list(self.tasks):
-            task.cancel()
+        self.background.cancel()
         log.info("stopped %d worker(s)", len(self.workers))

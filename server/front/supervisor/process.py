@@ -16,6 +16,7 @@ import socket
 import sys
 from typing import Any
 
+from server.front.ledger import Death, Work
 from server.shared import running
 from server.shared.paths import PROJECT_ROOT
 from server.shared.protocol import HELLO_ID, PREFIX, SHUTDOWN_ID, Op, WorkerConfig, pack, parse_header, unpack_prefix
@@ -60,12 +61,10 @@ class WorkerProcess:
         self.writer: asyncio.StreamWriter | None = None
         self.exited: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self.import_seconds = 0.0
-        self.models: set[str] = set()  # names of the models this worker holds
+        self.models: set[str] = set()  # names of the models this worker holds (kept by the pool: assign, unassign)
         self.unanswered: set[int] = set()  # ids sent and not answered, timed-out ones included
-        self.in_flight: dict[int, str] = {}  # id -> model name, of loads and invokes not answered
-        self.loads: set[int] = set()  # the ids in in_flight that are loads
-        self.died_with: set[str] = set()  # the models it was running (loading or invoking) when it died
-        self.died_invoking: set[str] = set()  # those of them it was running invokes of
+        self.in_flight: dict[int, Work] = {}  # id -> what it is, of loads and invokes not answered
+        self.death = Death((self.framework, slot))  # what it was running when it died (nothing until then)
         self.running = mmap.mmap(-1, running.SLOT.size)  # what its threads run (server.shared.running); made at start
         self.tasks: set[asyncio.Task[None]] = set()  # its reader and exit watcher, held until they end
 
@@ -111,7 +110,6 @@ class WorkerProcess:
                 body = await reader.readexactly(body_len) if body_len else b""
                 self.unanswered.discard(header["id"])
                 self.in_flight.pop(header["id"], None)
-                self.loads.discard(header["id"])
                 future = self.pending.pop(header["id"], None)
                 if future is not None and not future.done():
                     future.set_result((header, body))
@@ -149,19 +147,23 @@ class WorkerProcess:
             except (ProcessLookupError, PermissionError):
                 pass
         # Only what its threads were running: a model with requests merely waiting is innocent.
-        ran = [i for i in running.running_ids(self.running) if i in self.in_flight]
-        self.died_with = {self.in_flight[i] for i in ran}
-        self.died_invoking = {self.in_flight[i] for i in ran if i not in self.loads}
+        self.death = Death.of(self.death.slot, self.in_flight, running.running_ids(self.running))
         pending, self.pending = self.pending, {}
         for request_id, future in pending.items():
             if not future.done():
-                future.set_exception(WorkerDied(self, started=self.in_flight.get(request_id) in self.died_with))
+                work = self.in_flight.get(request_id)
+                future.set_exception(WorkerDied(self, started=self.death.started(work.model if work else None)))
         if not self.exited.done():
             self.exited.set_result(self.process.returncode if self.process else None)
 
     @property
     def alive(self) -> bool:
         return not self.exited.done()
+
+    @property
+    def outstanding(self) -> int:
+        """Calls waiting for its answer."""
+        return len(self.pending)
 
     async def call(self, header: dict[str, Any], body: bytes = b"", timeout: float | None = None) -> Frame:
         """Send one operation and wait for its answer; raises ``WorkerDied`` or ``TimeoutError``.
@@ -176,9 +178,7 @@ class WorkerProcess:
         self.pending[request_id] = future
         self.unanswered.add(request_id)
         if "key" in header and header["op"] != Op.UNLOAD:
-            self.in_flight[request_id] = header["key"]
-            if header["op"] == Op.LOAD:
-                self.loads.add(request_id)
+            self.in_flight[request_id] = Work(header["key"], header["op"] == Op.LOAD)
         try:
             self.writer.writelines(pack({**header, "id": request_id}, body))
             if self.writer.transport.get_write_buffer_size() > 2**20:

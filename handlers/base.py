@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from handlers import codecs
+from handlers.batching.rows import BatchSpec
 from handlers.context import Context
 from handlers.errors import ModelLoadError
-from handlers.rows import BatchSpec
 
 
 def default_decode(body: bytes, content_type: str | None, context: Context) -> Any:

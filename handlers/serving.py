@@ -16,9 +16,9 @@ from typing import Any
 import handlers
 from handlers import batching, user_code
 from handlers.base import Framework
+from handlers.batching.rows import USER_SPEC, BatchSpec
 from handlers.context import Context, checked_headers
 from handlers.errors import ModelLoadError, ServingError
-from handlers.rows import USER_SPEC, BatchSpec
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from handlers import codecs, libsvm, recordio
+from handlers import codecs
+from handlers.codecs import libsvm, recordio
 from handlers.errors import BadInput
 from sagemaker_containers.beta.framework.errors import UnsupportedFormatError
 from sagemaker_xgboost_container.constants import xgb_content_types

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from handlers import rows
 from handlers.base import Framework, outputs_encode, single_file
+from handlers.batching import rows
 from handlers.errors import BadInput, ModelLoadError, short
 
 BF16_FASTMATH = "mlas.enable_gemm_fastmath_arm64_bfloat16"

@@ -7,9 +7,9 @@ import importlib
 import sys
 from pathlib import Path
 
-from handlers import libsvm, rows
 from handlers.base import Framework, first_match
-from handlers.codecs import as_rows
+from handlers.batching import rows
+from handlers.codecs import as_rows, libsvm
 from handlers.errors import BadInput
 from handlers.user_code import import_lock
 

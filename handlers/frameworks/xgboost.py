@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from handlers import libsvm, rows
 from handlers.base import Framework, files_in
-from handlers.codecs import as_rows
+from handlers.batching import rows
+from handlers.codecs import as_rows, libsvm
 from handlers.errors import BadInput, ModelLoadError, short
 
 SUFFIXES = (".ubj", ".bst", ".model", ".xgb")

@@ -4,7 +4,8 @@ model's batching.json, and the server's variables."""
 import numpy as np
 import pytest
 
-from handlers import batching, rows
+from handlers import batching
+from handlers.batching import rows
 from handlers.errors import ModelLoadError
 from server.config import ConfigError, Settings
 

@@ -33,9 +33,9 @@ from typing import Any
 
 import orjson
 
+from handlers.batching.rows import BatchSpec, Rows, Unsplittable
 from handlers.context import Context
 from handlers.errors import ModelLoadError
-from handlers.rows import BatchSpec, Rows, Unsplittable
 
 log = logging.getLogger("batching")
 

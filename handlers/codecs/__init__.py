@@ -23,7 +23,7 @@ from typing import IO, Any
 import numpy as np
 import orjson
 
-from handlers import libsvm, recordio
+from handlers.codecs import libsvm, recordio
 from handlers.errors import BadInput, NotAcceptable, ServingError, UnsupportedContentType, short
 
 JSON = "application/json"

@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-from handlers import codecs, rows
+from handlers import codecs
 from handlers.base import Framework, default_encode, files_in
+from handlers.batching import rows
 from handlers.context import Context
 from handlers.errors import BadInput, ModelLoadError, NotAcceptable, short
 

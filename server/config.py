@@ -166,7 +166,7 @@ class Settings:
         if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(f"MODEL_SERVER_LOG_LEVEL={log_level!r}: expected DEBUG, INFO, WARNING or ERROR")
         accept = (_get(env, "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or "application/json").lower()
-        from handlers.codecs import ENCODABLE, media_type
+        from handlers.codecs.media import ENCODABLE, media_type
 
         if media_type(accept) not in ENCODABLE:
             raise ConfigError(

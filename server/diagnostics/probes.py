@@ -133,7 +133,7 @@ def serve_onnxruntime(module: Any, directory: Path, data: dict[str, tuple[Array,
 def predictor(module: Any, models: dict[str, Any], directory: Path, tfs_signature: bool = False) -> Served:
     """``run(name, array)``: the handler's ``predict`` on ``models[name]``, as a worker calls it;
     its array out (TensorFlow's first output). ``tfs_signature``: ``name`` is also the signature."""
-    from handlers.codecs import JSON
+    from handlers.codecs.media import JSON
     from handlers.context import CUSTOM_ATTRIBUTES, Context
 
     def run(name: str, array: Array) -> Array:

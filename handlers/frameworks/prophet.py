@@ -20,10 +20,10 @@ import orjson
 
 from handlers.base import Framework, default_encode
 from handlers.codecs import media
+from handlers.codecs.records import json_value, jsonlines_records
 from handlers.context import Context
 from handlers.describe import short
 from handlers.errors import BadInput, NotAcceptable, UnsupportedContentType
-from handlers.codecs.records import json_value, jsonlines_records
 
 MODEL_FILE = "model.json"
 MAX_PERIODS = 100_000

@@ -17,12 +17,12 @@ import orjson
 
 from handlers.base import default_encode
 from handlers.codecs import media
-from handlers.context import Context
-from handlers.errors import BadInput, NotAcceptable
 from handlers.codecs.decode import decode as decode_body
 from handlers.codecs.decode import rectangular
 from handlers.codecs.encode import encode as encode_body
 from handlers.codecs.records import json_value, jsonlines_records
+from handlers.context import Context
+from handlers.errors import BadInput, NotAcceptable
 
 # ---------------------------------------------------------------------------------- decode
 

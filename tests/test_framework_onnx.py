@@ -9,11 +9,12 @@ import numpy as np
 import onnxruntime
 import pytest
 
+from handlers.codecs.media import CSV, JSON, JSONLINES, NPY, NPZ
 from handlers.frameworks import onnx as handler
 from models import data
 from tests.builders import npy, npz
 
-JSON, CSV, NPY, NPZ, JSONL = "application/json", "text/csv", "application/x-npy", "application/x-npz", "application/jsonlines"
+JSONL = JSONLINES
 
 
 @pytest.fixture(scope="module")

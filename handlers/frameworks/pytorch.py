@@ -8,7 +8,7 @@ Inputs become float32 tensors (the dtype of almost every exported network; JSON 
 dtype of their own). A model that takes integer tensors (token ids for an embedding, say) needs an
 ``input_fn`` or ``predict_fn``. A JSON object or NPZ of several arrays is passed as keyword
 tensors. Outputs: a tensor becomes an array; a tuple or list of tensors a list of arrays; a dict of
-tensors a dict of arrays (several outputs are encoded as ``handlers.codecs.encode_outputs`` describes).
+tensors a dict of arrays (several outputs are encoded as ``handlers.codecs.encode.encode_outputs`` describes).
 """
 
 import contextlib

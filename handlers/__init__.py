@@ -1,6 +1,7 @@
 """Framework handlers: one module per framework, all behind ``handlers.base.Framework``.
 
-Adding a framework means adding one module to ``handlers/frameworks/`` and its name to ``FRAMEWORKS``. The order of
+Adding a framework means adding one module (or package) to ``handlers/frameworks/`` and its name to
+``FRAMEWORKS`` (docs/design.md, "Adding a framework"). The order of
 ``FRAMEWORKS`` is the order of detection: a more specific pattern comes before a looser one.
 """
 

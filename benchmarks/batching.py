@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import wrk  # noqa: E402
 from harness.server import ServerProcess  # noqa: E402
+from server.shared.environment import fpmath_mode  # noqa: E402
 
 LAYERS = [64, 256, 256, 10]
 STEPS, FEATURES, UNITS, CLASSES = 32, 16, 64, 10  # the GRU's input (steps x features), state and classes
@@ -163,7 +164,7 @@ def in_process(root: Path, networks: list[str], threads: list[int], seconds: flo
     for network in networks:
         framework, request = handlers.get(FRAMEWORKS[network]), body(network)
         if framework.setup is not None:
-            framework.setup(cpus)
+            framework.setup(cpus, fpmath_mode())  # the mode a worker would be given
         for count in threads:
             rates = {}
             for mode in MODES:

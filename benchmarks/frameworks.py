@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.density import percentile  # noqa: E402
 from harness.server import ServerProcess  # noqa: E402
 from models import data  # noqa: E402
+from server.shared.environment import fpmath_mode  # noqa: E402
 
 FRAMEWORKS = ("sklearn", "xgboost", "pytorch", "onnx", "tensorflow", "prophet")
 MB = 2**20
@@ -181,7 +182,7 @@ def child_raw(framework_name: str, root: Path, count: int, threads: int, request
     for module in framework.imports:
         importlib.import_module(module)
     if framework.setup is not None:
-        framework.setup(threads)
+        framework.setup(threads, fpmath_mode())  # the mode a worker would be given
     import_seconds = time.perf_counter() - started
     artifacts = [framework.find(root / model_name(framework_name, i) / "model") for i in range(count)]
 

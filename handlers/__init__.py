@@ -1,13 +1,14 @@
 """Framework handlers: one module per framework, all behind ``handlers.base.Framework``.
 
-Adding a framework means adding one module to ``handlers/frameworks/`` and its name to ``FRAMEWORKS``. The order of
+Adding a framework means adding one module (or package) to ``handlers/frameworks/`` and its name to
+``FRAMEWORKS`` (docs/design.md, "Adding a framework"). The order of
 ``FRAMEWORKS`` is the order of detection: a more specific pattern comes before a looser one.
 """
 
 import importlib
 from pathlib import Path
 
-from handlers.base import Framework, files_in
+from handlers.base import Framework, code_for, files_in
 from handlers.errors import ModelLoadError
 
 FRAMEWORKS = ("sklearn", "prophet", "xgboost", "pytorch", "onnx", "tensorflow")
@@ -47,7 +48,7 @@ def detect(model_dir: Path, explicit: str | None = None, program: str = "inferen
         artifact = framework.find(model_dir)
         if artifact is not None:
             return framework, artifact
-    if (model_dir / "code" / program).is_file() or (shared_code is not None and (shared_code / program).is_file()):
+    if code_for(model_dir, program, shared_code) is not None:
         return get(FALLBACK), None
     found = [p.name for p in files_in(model_dir)][:10] or ["no files"]
     expected = sorted({pattern for name in FRAMEWORKS for pattern in get(name).patterns})

@@ -3,7 +3,9 @@
 A handler module builds one ``Framework`` and names it ``FRAMEWORK``. The front imports handler
 modules only to call ``find``, which looks at file names (and at most peeks at a file's first
 bytes): a handler module must not import its framework at module level, so that the front stays
-small and a framework's import is paid once, in the worker that serves it.
+small and a framework's import is paid once, in the worker that serves it. Nor may it import
+NumPy at module level: what needs it is imported in the worker, at first use
+(``handlers.deferred``).
 """
 
 from collections.abc import Callable
@@ -11,26 +13,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from handlers import codecs
+from handlers.batching.rows import BatchSpec
+from handlers.codecs.media import negotiate
 from handlers.context import Context
+from handlers.deferred import deferred
 from handlers.errors import ModelLoadError
-from handlers.rows import BatchSpec
+
+_decode = deferred("handlers.codecs.decode", "decode")
+_encode = deferred("handlers.codecs.encode", "encode")
+_encode_outputs = deferred("handlers.codecs.encode", "encode_outputs")
+
+# Where a model directory keeps its own inference code (``code/inference.py``, SAGEMAKER_PROGRAM).
+CODE_DIR = "code"
 
 
 def default_decode(body: bytes, content_type: str | None, context: Context) -> Any:
-    return codecs.decode(body, content_type)
+    return _decode(body, content_type)
 
 
 def default_encode(prediction: Any, accept: str | None, context: Context) -> tuple[bytes, str]:
-    kind = codecs.negotiate(accept, context.default_accept)
-    return codecs.encode(prediction, kind), kind
+    kind = negotiate(accept, context.default_accept)
+    return _encode(prediction, kind), kind
 
 
 def outputs_encode(prediction: Any, accept: str | None, context: Context) -> tuple[bytes, str]:
     """The encoder of networks that may answer several outputs (ONNX, PyTorch): see
-    ``codecs.encode_outputs``."""
-    kind = codecs.negotiate(accept, context.default_accept)
-    return codecs.encode_outputs(prediction, kind), kind
+    ``handlers.codecs.encode.encode_outputs``."""
+    kind = negotiate(accept, context.default_accept)
+    return _encode_outputs(prediction, kind), kind
 
 
 @dataclass(frozen=True)
@@ -57,10 +67,23 @@ class Framework:
     # Modules the worker imports once at start, so every model of the framework shares them.
     imports: tuple[str, ...] = field(default=())
     # Called once in the worker after the imports with its intra-op thread count, so that the
-    # framework's thread pools together use each core once.
-    setup: Callable[[int], None] | None = None
+    # framework's thread pools together use each core once, and oneDNN's fpmath mode
+    # (``WorkerConfig.fpmath_mode``: "BF16" asks for bf16 fast math; None is oneDNN's own, STRICT).
+    setup: Callable[[int, str | None], None] | None = None
     # How concurrent requests merge into one predict call (``handlers.batching``); None: they never do.
     batch: BatchSpec | None = None
+
+
+def code_dir(model_dir: Path) -> Path:
+    return model_dir / CODE_DIR
+
+
+def code_for(model_dir: Path, program: str, shared: Path | None = None) -> Path | None:
+    """The directory of the code serving ``model_dir``: its own ``code/`` when that holds
+    ``program``, else ``shared`` (SAGEMAKER_SUBMIT_DIRECTORY, fetched) when that does, else None."""
+    if (code_dir(model_dir) / program).is_file():
+        return code_dir(model_dir)
+    return shared if shared is not None and (shared / program).is_file() else None
 
 
 def files_in(model_dir: Path) -> list[Path]:

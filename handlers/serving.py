@@ -4,7 +4,7 @@ The worker calls ``load`` and ``ServedModel.answer_all`` and nothing else. A req
 predicted and encoded (or handed whole to the user's ``transform_fn``); each step is the user's
 hook when ``code/inference.py`` defines it, else the framework's own. The worker hands over
 requests to one model in groups (``server.worker.inbox``); a group's predictions go through the model's
-``handlers.batching.Batcher`` when it has one, so they may share one predict call, while
+``handlers.batching.group.Batcher`` when it has one, so they may share one predict call, while
 decoding and encoding stay each request's own.
 """
 
@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import handlers
-from handlers import batching, user_code
-from handlers.base import Framework
+from handlers import user_code
+from handlers.base import Framework, code_for
+from handlers.batching.group import Batcher, Outcome
+from handlers.batching.rows import USER_SPEC, BatchSpec
+from handlers.batching.settings import BatchSettings, settings
 from handlers.context import Context, checked_headers
 from handlers.errors import ModelLoadError, ServingError
-from handlers.rows import USER_SPEC, BatchSpec
 
 
 @dataclass(frozen=True)
@@ -37,19 +39,19 @@ class ServedModel:
 
     def __init__(
         self, model: Any, model_dir: Path, default_accept: str, framework: Framework, hooks: user_code.UserHooks,
-        batch: batching.BatchSettings | None = None,
+        batch: BatchSettings | None = None,
     ):
         self.model = model
         self.model_dir = str(model_dir)
         self.default_accept = default_accept
         self.framework = framework
         self.hooks = hooks
-        batch = batch or batching.BatchSettings()
+        batch = batch or BatchSettings()
         spec = batch_spec(framework, hooks, batch)
-        self.batcher = None if spec is None else batching.Batcher(self.model_dir, self._predict, spec, model, batch)
+        self.batcher = None if spec is None else Batcher(self.model_dir, self._predict, spec, model, batch)
 
     @property
-    def batch_settings(self) -> batching.BatchSettings | None:
+    def batch_settings(self) -> BatchSettings | None:
         """How the worker may group this model's requests: None when they must run one by one."""
         return None if self.batcher is None or not self.batcher.enabled else self.batcher.config
 
@@ -112,11 +114,11 @@ class ServedModel:
                                f"{type(content_type).__name__}; expected bytes and str")
         return Answer(body, content_type, checked_headers(context.response_headers), batch)
 
-    def _predict_alone(self, data: Any, context: Context) -> batching.Outcome:
+    def _predict_alone(self, data: Any, context: Context) -> Outcome:
         try:
-            return batching.Outcome(self._predict(data, context))
+            return Outcome(self._predict(data, context))
         except BaseException as err:  # noqa: BLE001
-            return batching.Outcome(error=err)
+            return Outcome(error=err)
 
     def _predict(self, data: Any, context: Context) -> Any:
         if self.hooks.predict_fn is not None:
@@ -124,7 +126,7 @@ class ServedModel:
         return self.framework.predict(self.model, data, context)
 
 
-def batch_spec(framework: Framework, hooks: user_code.UserHooks, config: batching.BatchSettings) -> BatchSpec | None:
+def batch_spec(framework: Framework, hooks: user_code.UserHooks, config: BatchSettings) -> BatchSpec | None:
     """How this model's requests merge, or None when they must not: batching is off for it, the
     user's code answers whole requests (``transform_fn``), or the user's ``predict_fn`` was not
     declared batchable (``batchable = True`` in the module, or ``"enabled": true`` in batching.json)."""
@@ -147,9 +149,9 @@ def load(
     model directory overrides them.
     """
     framework = handlers.get(framework_name)
-    batch = batching.settings(model_dir, batching_defaults)
+    batch = settings(model_dir, batching_defaults)
     module = None
-    code = user_code.code_for(model_dir, program, shared_code)
+    code = code_for(model_dir, program, shared_code)
     if code is not None:
         packages = user_code.install_requirements(model_dir, packages_root, code)
         module = user_code.import_user_module(model_dir, program, packages, code)

@@ -22,9 +22,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from handlers import codecs
+from handlers.base import code_dir
+from handlers.codecs import media as codecs
 from handlers.context import Context
-from handlers.errors import USER_MODULE_PREFIX, ModelLoadError, ServingError
+from handlers.describe import USER_MODULE_PREFIX
+from handlers.errors import ModelLoadError, ServingError
 from handlers.lifetime import die_with_parent
 
 log = logging.getLogger("user_code")
@@ -33,22 +35,6 @@ Hook = Callable[..., Any]  # a user hook wrapped to take the context first
 HOOKS = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
 TEXT_TYPES = (codecs.JSON, codecs.CSV)  # bodies handed to input_fn as str, like the AWS toolkits
 import_lock = threading.Lock()  # sys.path and sys.modules are process-wide: one import juggles them at a time
-
-
-def code_dir(model_dir: Path) -> Path:
-    return model_dir / "code"
-
-
-def has_user_code(model_dir: Path, program: str) -> bool:
-    return (code_dir(model_dir) / program).is_file()
-
-
-def code_for(model_dir: Path, program: str, shared: Path | None = None) -> Path | None:
-    """The directory of the code serving ``model_dir``: its own ``code/`` when that holds
-    ``program``, else ``shared`` (SAGEMAKER_SUBMIT_DIRECTORY, fetched) when that does, else None."""
-    if has_user_code(model_dir, program):
-        return code_dir(model_dir)
-    return shared if shared is not None and (shared / program).is_file() else None
 
 
 def install_requirements(model_dir: Path, packages_root: Path, code: Path | None = None) -> Path | None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from server.shared.environment import FPMATH_VARIABLES
+
 Env = Mapping[str, str]
 
 
@@ -85,19 +87,20 @@ def fpmath_mode(env: Env) -> str | None:
 
     MODEL_SERVER_BF16_FASTMATH, when set, decides: true is BF16, false is STRICT. Otherwise
     ONEDNN_DEFAULT_FPMATH_MODE, then DNNL_DEFAULT_FPMATH_MODE (oneDNN reads the two names in that
-    order); ``server.shared.environment.worker_environment`` gives the workers both names with this value,
-    and that is the one place the workers' frameworks read it from.
+    order). The workers' handlers get it in ``WorkerConfig.fpmath_mode`` (``Framework.setup``);
+    oneDNN itself reads it from the environment, where ``server.shared.environment.worker_environment``
+    gives the workers both names with this value.
     """
     fastmath = _optional_bool(env, "MODEL_SERVER_BF16_FASTMATH")
     modes = {}
-    for name in ("ONEDNN_DEFAULT_FPMATH_MODE", "DNNL_DEFAULT_FPMATH_MODE"):
+    for name in FPMATH_VARIABLES:
         value = _get(env, name)
         if value is not None and value.upper() not in FPMATH_MODES:
             raise ConfigError(f"{name}={value!r}: expected one of {', '.join(FPMATH_MODES)}")
         modes[name] = value.upper() if value is not None else None
     if fastmath is not None:
         return "BF16" if fastmath else "STRICT"
-    return modes["ONEDNN_DEFAULT_FPMATH_MODE"] or modes["DNNL_DEFAULT_FPMATH_MODE"]
+    return next((mode for mode in modes.values() if mode), None)  # in oneDNN's order
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,7 @@ class Settings:
         if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(f"MODEL_SERVER_LOG_LEVEL={log_level!r}: expected DEBUG, INFO, WARNING or ERROR")
         accept = (_get(env, "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or "application/json").lower()
-        from handlers.codecs import ENCODABLE, media_type
+        from handlers.codecs.media import ENCODABLE, media_type
 
         if media_type(accept) not in ENCODABLE:
             raise ConfigError(

@@ -1,4 +1,4 @@
-"""Dynamic batching (handlers/batching.py) over HTTP: concurrent requests to one model share a
+"""Dynamic batching (handlers/batching/) over HTTP: concurrent requests to one model share a
 predict call, each gets exactly its own answer, a bad request fails alone, and a user's
 predict_fn is batched only when the model says it may be.
 

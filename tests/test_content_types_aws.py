@@ -14,11 +14,11 @@ import pytest
 import scipy.sparse
 import xgboost
 
+from handlers.codecs.media import RECORDIO
 from tests.builders import sklearn_model
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*Text file input has been deprecated")  # the reference reader
 FIXTURES = Path(__file__).parent / "fixtures" / "recordio"
-RECORDIO = "application/x-recordio-protobuf"
 DENSE = np.array([[0.5, -1.25, 2.0, 3.5], [1.0, 0.0, -0.5, 4.25], [-2.0, 1.5, 0.25, -3.0]], np.float32)
 SPARSE = np.array([[1.5, 0, 0, 2.0], [0, 0.5, 0, 0], [0, 0, 1.0, 0]], np.float32)
 LIBSVM = b"1 0:1.5 3:2.0\n0 1:0.5\n1 2:1.0  # a comment\n"  # SPARSE, with labels

@@ -9,11 +9,12 @@ import numpy as np
 import onnxruntime
 import pytest
 
+from handlers.codecs.media import CSV, JSON, JSONLINES, NPY, NPZ
 from handlers.frameworks import onnx as handler
 from models import data
 from tests.builders import npy, npz
 
-JSON, CSV, NPY, NPZ, JSONL = "application/json", "text/csv", "application/x-npy", "application/x-npz", "application/jsonlines"
+JSONL = JSONLINES
 
 
 @pytest.fixture(scope="module")
@@ -160,26 +161,26 @@ def test_find_prefers_model_onnx_and_refuses_ambiguity(tmp_path):
 def test_session_options_threads():
     handler.setup(2)
     try:
-        options = handler.session_options(environ={}, machine="x86_64")
+        options = handler.session_options(fpmath_mode="STRICT", machine="x86_64")
         assert options.intra_op_num_threads == 2 and options.inter_op_num_threads == 1
     finally:
         handler.setup(1)
 
 
 @pytest.mark.parametrize(
-    "environ, machine, enabled",
+    "mode, machine, enabled",
     [
-        ({"DNNL_DEFAULT_FPMATH_MODE": "BF16"}, "aarch64", True),
-        ({"DNNL_DEFAULT_FPMATH_MODE": "bf16"}, "arm64", True),
-        ({"DNNL_DEFAULT_FPMATH_MODE": "BF16"}, "x86_64", False),
-        ({"DNNL_DEFAULT_FPMATH_MODE": "STRICT"}, "aarch64", False),
-        ({}, "aarch64", False),
+        ("BF16", "aarch64", True),
+        ("bf16", "arm64", True),
+        ("BF16", "x86_64", False),
+        ("STRICT", "aarch64", False),
+        (None, "aarch64", False),  # the worker's own mode: none given to setup
     ],
 )
-def test_bf16_fastmath_only_when_asked_on_arm(environ, machine, enabled):
-    options = handler.session_options(environ=environ, machine=machine)
+def test_bf16_fastmath_only_when_asked_on_arm(mode, machine, enabled):
+    options = handler.session_options(fpmath_mode=mode, machine=machine)
     entries = options.get_session_config_entry(handler.BF16_FASTMATH) if enabled else None
-    assert handler.wants_bf16_fastmath(environ, machine) is enabled
+    assert handler.wants_bf16_fastmath(mode, machine) is enabled
     if enabled:
         assert entries == "1"
     else:

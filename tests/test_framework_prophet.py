@@ -11,11 +11,12 @@ import pytest
 from numpy.testing import assert_allclose
 
 import handlers
+from handlers.codecs import media
 from handlers.frameworks import prophet as prophet_handler
 from handlers.frameworks import xgboost as xgboost_handler
 from models.layout import model_dir
 
-JSON = {"Content-Type": "application/json"}
+JSON = {"Content-Type": media.JSON}
 CUSTOMERS = ("customer-0001", "customer-0002", "customer-0003")
 
 

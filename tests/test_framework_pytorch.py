@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from handlers.codecs.media import CSV, JSON, JSONLINES, NPY, NPZ
 from handlers.frameworks import pytorch as handler
 from models import data
 from tests.builders import npy, npz
 
-JSON, CSV, NPY, NPZ, JSONL = "application/json", "text/csv", "application/x-npy", "application/x-npz", "application/jsonlines"
+JSONL = JSONLINES
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
+from handlers.codecs import media
 from models import data
 from tests.builders import npy
 
-JSON = {"Content-Type": "application/json"}
+JSON = {"Content-Type": media.JSON}
 TOL = {"rtol": 1e-5, "atol": 1e-6}
 
 

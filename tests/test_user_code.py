@@ -9,9 +9,10 @@ import zipfile
 import numpy as np
 import pytest
 
+from handlers.codecs import media
 from tests.builders import classifier, sklearn_model
 
-CSV = {"Content-Type": "text/csv"}
+CSV = {"Content-Type": media.CSV}
 ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 
 WITHOUT_CONTEXT = """

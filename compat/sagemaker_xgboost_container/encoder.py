@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from handlers import codecs, libsvm, recordio
+from handlers.codecs import libsvm, media, recordio
+from handlers.codecs.decode import as_rows
+from handlers.codecs.decode import decode as decode_body
 from handlers.errors import BadInput
 from sagemaker_containers.beta.framework.errors import UnsupportedFormatError
 from sagemaker_xgboost_container.constants import xgb_content_types
@@ -48,7 +50,7 @@ def recordio_protobuf_to_dmatrix(string_like: Any) -> xgb.DMatrix:
 
 
 def json_to_dmatrix(string_like: Any) -> xgb.DMatrix:
-    return xgb.DMatrix(codecs.as_rows(codecs.decode(_text(string_like).encode(), codecs.JSON), None))
+    return xgb.DMatrix(as_rows(decode_body(_text(string_like).encode(), media.JSON), None))
 
 
 def json_to_jsonlines(json_data: Any) -> bytes:
@@ -60,7 +62,7 @@ def json_to_jsonlines(json_data: Any) -> bytes:
 
 
 _dmatrix_decoders_map = {
-    codecs.CSV: csv_to_dmatrix,
+    media.CSV: csv_to_dmatrix,
     xgb_content_types.LIBSVM: libsvm_to_dmatrix,
     xgb_content_types.X_LIBSVM: libsvm_to_dmatrix,
     xgb_content_types.X_RECORDIO_PROTOBUF: recordio_protobuf_to_dmatrix,

@@ -12,38 +12,34 @@ exported network). Choosing it rather than refusing (406) keeps CSV pipelines an
 transform working on classifiers; a client that wants every output asks for JSON.
 """
 
-import os
 import platform
-from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
-
-from handlers import rows
 from handlers.base import Framework, outputs_encode, single_file
-from handlers.errors import BadInput, ModelLoadError, short
+from handlers.batching import rows
+from handlers.describe import short
+from handlers.errors import BadInput, ModelLoadError
 
 BF16_FASTMATH = "mlas.enable_gemm_fastmath_arm64_bfloat16"
-# The workers' oneDNN fpmath mode, normalized by the front (server.shared.environment.worker_environment).
-FPMATH_VARIABLE = "DNNL_DEFAULT_FPMATH_MODE"
-
 _threads = 1
+_fpmath_mode: str | None = None  # the worker's (WorkerConfig.fpmath_mode), given to setup
 
-# ONNX tensor element types as ``InferenceSession.get_inputs()[i].type`` names them.
+# ONNX tensor element types as ``InferenceSession.get_inputs()[i].type`` names them, and the
+# NumPy dtype each is fed as (by name: NumPy is imported in the worker, not by the front).
 DTYPES = {
-    "tensor(float)": np.float32,
-    "tensor(double)": np.float64,
-    "tensor(float16)": np.float16,
-    "tensor(int8)": np.int8,
-    "tensor(int16)": np.int16,
-    "tensor(int32)": np.int32,
-    "tensor(int64)": np.int64,
-    "tensor(uint8)": np.uint8,
-    "tensor(uint16)": np.uint16,
-    "tensor(uint32)": np.uint32,
-    "tensor(uint64)": np.uint64,
-    "tensor(bool)": np.bool_,
-    "tensor(string)": np.str_,
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(float16)": "float16",
+    "tensor(int8)": "int8",
+    "tensor(int16)": "int16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(uint8)": "uint8",
+    "tensor(uint16)": "uint16",
+    "tensor(uint32)": "uint32",
+    "tensor(uint64)": "uint64",
+    "tensor(bool)": "bool",
+    "tensor(string)": "str",
 }
 
 
@@ -51,19 +47,21 @@ def find(model_dir: Path) -> Path | None:
     return single_file(model_dir, "model.onnx", (".onnx",), ".onnx")
 
 
-def setup(threads: int) -> None:
-    global _threads
+def setup(threads: int, fpmath_mode: str | None = None) -> None:
+    global _threads, _fpmath_mode
     _threads = max(1, int(threads))
+    _fpmath_mode = fpmath_mode
 
 
-def wants_bf16_fastmath(environ: Mapping[str, str] | None = None, machine: str | None = None) -> bool:
-    environ = os.environ if environ is None else environ
+def wants_bf16_fastmath(fpmath_mode: str | None = None, machine: str | None = None) -> bool:
+    """Whether sessions get MLAS's bf16 fast math: the fpmath mode (``fpmath_mode``, else the one
+    ``setup`` was given) is BF16 and the CPU is arm64."""
+    mode = _fpmath_mode if fpmath_mode is None else fpmath_mode
     machine = (platform.machine() if machine is None else machine).lower()
-    requested = environ.get(FPMATH_VARIABLE, "").strip().upper() == "BF16"
-    return requested and machine in ("aarch64", "arm64")
+    return (mode or "").strip().upper() == "BF16" and machine in ("aarch64", "arm64")
 
 
-def session_options(environ: Mapping[str, str] | None = None, machine: str | None = None):
+def session_options(fpmath_mode: str | None = None, machine: str | None = None):
     """The options of every ONNX Runtime session this server creates: the one place to set them.
 
     Threads: ``intra_op_num_threads`` is the worker's share of the cores (``setup``); requests
@@ -80,7 +78,7 @@ def session_options(environ: Mapping[str, str] | None = None, machine: str | Non
     On x86 no such option exists in ONNX Runtime's CPU execution provider: ONNX models compute in
     fp32 there whatever the setting, also on CPUs with AVX512-BF16 or AMX.
 
-    ``environ`` and ``machine`` default to the process's own; tests pass them explicitly.
+    ``fpmath_mode`` and ``machine`` default to the worker's own; tests pass them explicitly.
     """
     import onnxruntime
 
@@ -90,7 +88,7 @@ def session_options(environ: Mapping[str, str] | None = None, machine: str | Non
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    if wants_bf16_fastmath(environ, machine):
+    if wants_bf16_fastmath(fpmath_mode, machine):
         options.add_session_config_entry(BF16_FASTMATH, "1")
     return options
 
@@ -117,14 +115,16 @@ def _shape_text(shape) -> str:
     return "(" + ", ".join(dims) + ")"
 
 
-def _feed(meta, value) -> np.ndarray:
+def _feed(meta, value):
     """One request array made fit for the input ``meta`` (NodeArg): dtype, batch axis, shape."""
+    import numpy as np
+
     array = np.asarray(value)
     dtype = DTYPES.get(meta.type)
     if dtype is None:
         raise BadInput(f"input {meta.name!r} is of type {meta.type}, which requests cannot carry")
     try:
-        if dtype is np.str_:
+        if dtype == "str":
             array = array.astype(str)
         elif array.dtype != dtype:
             array = array.astype(dtype)

@@ -18,10 +18,12 @@ from pathlib import Path
 
 import orjson
 
-from handlers import codecs
 from handlers.base import Framework, default_encode
+from handlers.codecs import media
+from handlers.codecs.records import json_value, jsonlines_records
 from handlers.context import Context
-from handlers.errors import BadInput, NotAcceptable, UnsupportedContentType, short
+from handlers.describe import short
+from handlers.errors import BadInput, NotAcceptable, UnsupportedContentType
 
 MODEL_FILE = "model.json"
 MAX_PERIODS = 100_000
@@ -30,7 +32,7 @@ MAX_PERIODS = 100_000
 # than about 800 MB rather than let the worker be killed; fewer samples allow more dates.
 MAX_SAMPLED_POINTS = 25_000_000
 COLUMNS = ("ds", "yhat", "yhat_lower", "yhat_upper")
-OFFERED = (codecs.JSON, codecs.CSV, codecs.JSONLINES)
+OFFERED = (media.JSON, media.CSV, media.JSONLINES)
 # Keys model_to_json writes among its first ones; an XGBoost model never has them.
 _HEAD_KEYS = (b'"growth"', b'"changepoint_range"', b'"seasonality_mode"')
 _QUIET = {"cmdstanpy": logging.WARNING, "prophet": logging.WARNING, "prophet.plot": logging.CRITICAL}
@@ -66,7 +68,7 @@ def _quiet() -> None:
         logging.getLogger(name).setLevel(level)
 
 
-def setup(threads: int) -> None:
+def setup(threads: int, fpmath_mode: str | None = None) -> None:
     # Prophet regrets a missing plotly at ERROR while importing (we never plot) and cmdstanpy
     # chats at INFO: quiet both before the import. Forecasts run in NumPy, whose thread count
     # the worker's environment already holds to its share.
@@ -135,7 +137,7 @@ def _frame(value, what: str):
 
 
 def _decode_json(body: bytes):
-    value = codecs.json_value(body)
+    value = json_value(body)
     if isinstance(value, dict):
         if "periods" in value or "period" in value:
             return _horizon(value)
@@ -154,7 +156,7 @@ def _decode_json(body: bytes):
 
 
 def _decode_jsonlines(body: bytes):
-    records = codecs.jsonlines_records(body)
+    records = jsonlines_records(body)
     if len(records) == 1 and isinstance(records[0], dict) and ("periods" in records[0] or "period" in records[0]):
         return _horizon(records[0])
     return _frame(records, "the JSON Lines body")
@@ -172,14 +174,14 @@ def _decode_csv(body: bytes):
 
 
 def decode(body: bytes, content_type: str | None, context: Context):
-    kind = codecs.media_type(content_type)
+    kind = media.media_type(content_type)
     if not body or not body.strip():
         raise BadInput("request body is empty")
-    if kind == codecs.JSON:
+    if kind == media.JSON:
         return _decode_json(body)
-    if kind == codecs.JSONLINES:
+    if kind == media.JSONLINES:
         return _decode_jsonlines(body)
-    if kind == codecs.CSV:
+    if kind == media.CSV:
         return _decode_csv(body)
     shown = kind or "(none)"
     raise UnsupportedContentType(
@@ -292,16 +294,16 @@ def encode(forecast, accept: str | None, context: Context) -> tuple[bytes, str]:
 
     if not isinstance(forecast, pd.DataFrame):  # a user's predict_fn returned its own answer
         return default_encode(forecast, accept, context)
-    default = context.default_accept if context.default_accept in OFFERED else codecs.JSON
-    kind = codecs.negotiate(accept, default, OFFERED)
+    default = context.default_accept if context.default_accept in OFFERED else media.JSON
+    kind = media.negotiate(accept, default, OFFERED)
     if kind not in OFFERED:
         raise NotAcceptable(f"a forecast cannot be written as {kind}; available: {', '.join(OFFERED)}")
-    if kind == codecs.CSV:
+    if kind == media.CSV:
         table = forecast.copy()
         table["ds"] = _dates(forecast["ds"])
         return table.to_csv(index=False, float_format="%.10g").encode(), kind
     records = _records(forecast)
-    if kind == codecs.JSONLINES:
+    if kind == media.JSONLINES:
         return b"".join(orjson.dumps(record) + b"\n" for record in records), kind
     return orjson.dumps(records), kind
 

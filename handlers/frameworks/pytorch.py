@@ -8,20 +8,18 @@ Inputs become float32 tensors (the dtype of almost every exported network; JSON 
 dtype of their own). A model that takes integer tensors (token ids for an embedding, say) needs an
 ``input_fn`` or ``predict_fn``. A JSON object or NPZ of several arrays is passed as keyword
 tensors. Outputs: a tensor becomes an array; a tuple or list of tensors a list of arrays; a dict of
-tensors a dict of arrays (several outputs are encoded as ``handlers.codecs.encode_outputs`` describes).
+tensors a dict of arrays (several outputs are encoded as ``handlers.codecs.encode.encode_outputs`` describes).
 """
 
 import contextlib
-import os
 import platform
 import zipfile
 from pathlib import Path
 
-import numpy as np
-
-from handlers import rows
 from handlers.base import Framework, outputs_encode, single_file
-from handlers.errors import BadInput, ModelLoadError, short
+from handlers.batching import rows
+from handlers.describe import short
+from handlers.errors import BadInput, ModelLoadError
 
 SUFFIXES = (".pt", ".pth")
 
@@ -60,15 +58,12 @@ def load(artifact: Path):
     return model.eval()
 
 
-# The workers' oneDNN fpmath mode, normalized by the front (server.shared.environment.worker_environment).
-FPMATH_VARIABLE = "DNNL_DEFAULT_FPMATH_MODE"
-
 # How this worker runs fp32 GEMMs and convolutions, chosen once by ``setup``: "fp32";
 # "onednn-fpmath-bf16" (oneDNN may compute them in bf16); "autocast-bf16" (they run on bf16 data).
 fastmath = "fp32"
 
 
-def setup(threads: int) -> None:
+def setup(threads: int, fpmath_mode: str | None = None) -> None:
     import torch
 
     global fastmath
@@ -78,7 +73,7 @@ def setup(threads: int) -> None:
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass  # already set, or parallel work already started: it can only be set once
-    fastmath = bf16_fastmath(torch, os.environ.get(FPMATH_VARIABLE, ""), platform.machine())
+    fastmath = bf16_fastmath(torch, fpmath_mode or "", platform.machine())
 
 
 def bf16_fastmath(torch, mode: str, machine: str) -> str:
@@ -111,6 +106,8 @@ def _precision(torch):
 
 
 def _tensor(torch, value, name: str | None = None):
+    import numpy as np
+
     array = np.asarray(value)
     try:
         array = array.astype(np.float32, copy=False)

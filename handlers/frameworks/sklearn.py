@@ -7,9 +7,8 @@ import importlib
 import sys
 from pathlib import Path
 
-from handlers import libsvm, rows
 from handlers.base import Framework, first_match
-from handlers.codecs import as_rows
+from handlers.batching import rows
 from handlers.errors import BadInput
 from handlers.user_code import import_lock
 
@@ -54,6 +53,9 @@ def load(artifact: Path):
 def predict(model, data, context=None):
     """``predict``; for a transformer (a preprocessing step of a pipeline), ``transform``.
     Sparse input (libsvm, sparse RecordIO) is made dense: not every estimator takes sparse rows."""
+    from handlers.codecs import libsvm
+    from handlers.codecs.decode import as_rows
+
     expected = getattr(model, "n_features_in_", None)
     rows = as_rows(libsvm.dense(data, expected), expected)
     method = model.predict if hasattr(model, "predict") else model.transform

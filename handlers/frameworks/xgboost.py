@@ -14,12 +14,10 @@ import re
 import struct
 from pathlib import Path
 
-import numpy as np
-
-from handlers import libsvm, rows
 from handlers.base import Framework, files_in
-from handlers.codecs import as_rows
-from handlers.errors import BadInput, ModelLoadError, short
+from handlers.batching import rows
+from handlers.describe import short
+from handlers.errors import BadInput, ModelLoadError
 
 SUFFIXES = (".ubj", ".bst", ".model", ".xgb")
 
@@ -108,13 +106,17 @@ def load(artifact: Path):
 _threads = 1
 
 
-def setup(threads: int) -> None:
+def setup(threads: int, fpmath_mode: str | None = None) -> None:
     global _threads
     _threads = threads
 
 
 def predict(model, data, context=None):
+    import numpy as np
     import xgboost
+
+    from handlers.codecs import libsvm
+    from handlers.codecs.decode import as_rows
 
     expected = model.num_features() or None
     try:

@@ -21,6 +21,7 @@ from typing import Any
 from handlers.lifetime import die_with_parent
 from server.diagnostics.onednn import MARK
 from server.diagnostics.onnx_encoding import onnx_model
+from server.shared.environment import fpmath_mode
 
 Info = dict[str, Any]
 Array = Any  # a numpy array; numpy is imported inside the functions
@@ -133,7 +134,7 @@ def serve_onnxruntime(module: Any, directory: Path, data: dict[str, tuple[Array,
 def predictor(module: Any, models: dict[str, Any], directory: Path, tfs_signature: bool = False) -> Served:
     """``run(name, array)``: the handler's ``predict`` on ``models[name]``, as a worker calls it;
     its array out (TensorFlow's first output). ``tfs_signature``: ``name`` is also the signature."""
-    from handlers.codecs import JSON
+    from handlers.codecs.media import JSON
     from handlers.context import CUSTOM_ATTRIBUTES, Context
 
     def run(name: str, array: Array) -> Array:
@@ -230,12 +231,13 @@ def _mark(name: str) -> None:
 
 def set_up_like_a_worker(handler: str, threads: int) -> Any:
     """Import ``handlers.frameworks.<handler>`` and its framework and call its ``setup``, as
-    ``server.worker.main`` does at start: BF16 fast-math goes on or off there, from the environment."""
+    ``server.worker.main`` does at start: BF16 fast-math goes on or off there, from the fpmath
+    mode of the probe's environment (the workers', ``server.shared.environment``)."""
     module = importlib.import_module(f"handlers.frameworks.{handler}")
     for imported in module.FRAMEWORK.imports:
         importlib.import_module(imported)
     if module.FRAMEWORK.setup is not None:
-        module.FRAMEWORK.setup(threads)
+        module.FRAMEWORK.setup(threads, fpmath_mode())
     return module
 
 

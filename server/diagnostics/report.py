@@ -18,7 +18,7 @@ from handlers.lifetime import die_with_parent
 from server.diagnostics.cpu import cpu_features
 from server.diagnostics.onednn import fpmath_attribute, judge, kernel, parse_verbose, split_by_operation
 from server.diagnostics.probes import OPS, PROBED
-from server.shared.environment import FPMATH_VARIABLES
+from server.shared.environment import fpmath_mode
 from server.shared.paths import PROJECT_ROOT
 
 Info = dict[str, Any]
@@ -106,7 +106,7 @@ def report(env: dict[str, str] | None = None, frameworks: tuple[str, ...] = PROB
     env = dict(os.environ if env is None else env)
     threads = threads or len(os.sched_getaffinity(0))
     cpu = cpu_features()
-    mode = env.get(FPMATH_VARIABLES[0]) or "STRICT"
+    mode = fpmath_mode(env) or "STRICT"
     started = time.perf_counter()
     with ThreadPoolExecutor(max(1, len(frameworks))) as pool:
         futures = {name: pool.submit(run_probe, name, env, threads, timeout) for name in frameworks}

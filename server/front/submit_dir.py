@@ -29,19 +29,18 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from handlers.errors import ModelLoadError
+from handlers.base import code_for
+from handlers.errors import ModelLoadError, ServingError
 from server.config import ConfigError, Settings
 
 log = logging.getLogger("submit_dir")
 VARIABLE = "SAGEMAKER_SUBMIT_DIRECTORY"
 
 
-class FetchError(Exception):
-    """The code cannot be had; ``status`` is what a LoadModel needing it answers."""
+class FetchError(ServingError):
+    """The code cannot be had: a ``ServingError`` whose status is what a LoadModel needing it answers."""
 
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
+    status = 400
 
 
 def prepare(settings: Settings) -> Settings:
@@ -67,7 +66,7 @@ def prepare(settings: Settings) -> Settings:
 def shared_code(settings: Settings, model_dir: Path) -> Path | None:
     """The shared code for ``model_dir`` (None when it has its own ``code/`` or there is none);
     raises the fetch's failure for a model that would have needed it."""
-    if (model_dir / "code" / settings.program).is_file():
+    if code_for(model_dir, settings.program) is not None:
         return None
     if settings.submit_error is not None:
         status, message = settings.submit_error

@@ -14,6 +14,15 @@ from server.shared.paths import PROJECT_ROOT
 FPMATH_VARIABLES = ("ONEDNN_DEFAULT_FPMATH_MODE", "DNNL_DEFAULT_FPMATH_MODE")
 
 
+def fpmath_mode(environ: Mapping[str, str] | None = None) -> str | None:
+    """The fpmath mode ``worker_environment`` gave this process (or ``environ``); None: oneDNN's own.
+
+    A worker is told it in its ``WorkerConfig``; a probe set up like one (``server.diagnostics``)
+    reads it here."""
+    env = os.environ if environ is None else environ
+    return env.get(FPMATH_VARIABLES[0]) or None
+
+
 def worker_environment(intra_op_threads: int, fpmath_mode: str | None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a worker: ours (or ``environ``), with numeric libraries held to their
     share of cores and oneDNN's fpmath mode (``Settings.fpmath_mode``) under both of its names."""

@@ -98,8 +98,9 @@ class WorkerConfig:
     program: str
     intra_op_threads: int
     packages_root: str
+    max_decoded_bytes: int  # what a body may decode to (handlers.codecs.limits), set once at start
     submit_dir: str | None = None  # SAGEMAKER_SUBMIT_DIRECTORY fetched: the code of models without code/
-    max_decoded_bytes: int = 4 * 6 * 2**20  # handlers.codecs.set_decoded_limit: what a body may decode to
+    fpmath_mode: str | None = None  # oneDNN's fpmath mode (Settings.fpmath_mode), for Framework.setup
     batching: dict[str, float] = field(default_factory=dict)  # max_batch_size, max_delay_ms: handlers.batching
 
     def to_json(self) -> str:

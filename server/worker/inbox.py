@@ -42,7 +42,7 @@ STALLED_AFTER_SECONDS = 0.01
 
 
 class Grouping(Protocol):
-    """How a model's invokes may be grouped (``handlers.batching.BatchSettings``)."""
+    """How a model's invokes may be grouped (``handlers.batching.settings.BatchSettings``)."""
 
     max_batch_size: int
     max_delay_ms: float

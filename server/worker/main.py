@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from handlers import serving
-from handlers.errors import ModelNotLoaded, ServingError, describe
+from handlers.codecs.limits import set_decoded_limit
+from handlers.describe import describe
+from handlers.errors import ModelNotLoaded, ServingError
 from handlers.lifetime import die_with_parent
 from server.shared.logs import setup_logging
 from server.shared.protocol import (
@@ -285,11 +287,11 @@ def main() -> None:
     import handlers
 
     framework = handlers.get(config.framework)
-    handlers.codecs.set_decoded_limit(config.max_decoded_bytes)
+    set_decoded_limit(config.max_decoded_bytes)
     for module in framework.imports:
         importlib.import_module(module)
     if framework.setup is not None:
-        framework.setup(config.intra_op_threads)
+        framework.setup(config.intra_op_threads, config.fpmath_mode)
     # The framework's objects live as long as the worker: keep them out of every collection, so
     # that an unload's gc.collect() traverses only what models allocated (140 ms -> a few ms).
     gc.collect()

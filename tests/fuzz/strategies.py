@@ -14,13 +14,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-JSON = "application/json"
-CSV = "text/csv"
-NPY = "application/x-npy"
-NPZ = "application/x-npz"
-JSONLINES = "application/jsonlines"
-LIBSVM = "text/libsvm"
-RECORDIO = "application/x-recordio-protobuf"
+from handlers.codecs.media import CSV, JSON, JSONLINES, LIBSVM, NPY, NPZ, RECORDIO
+
 TYPES = (JSON, CSV, NPY, NPZ, JSONLINES, LIBSVM, RECORDIO)
 
 _DTYPES = st.one_of(

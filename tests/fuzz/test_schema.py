@@ -62,7 +62,7 @@ def servers(start_module_server, tmp_path_factory):
 def test_the_api_answers_as_documented(case, servers):
     server = servers["single"] if case.path in SINGLE_MODEL_ROUTES else servers["multi"]
     SENT[f"{case.method} {case.path}"] = SENT.get(f"{case.method} {case.path}", 0) + 1
-    # The LIBSVM reader (handlers/libsvm.py) takes a line that is not LIBSVM ("{}") as a row with
+    # The LIBSVM reader (handlers/codecs/libsvm.py) takes a line that is not LIBSVM ("{}") as a row with
     # no features: reported to its owner; the other checks still run on those bodies.
     checks = [c for c in CHECKS if c is not negative_data_rejection] if case.media_type == "text/libsvm" else CHECKS
     case.call_and_validate(base_url=server.url, checks=checks, timeout=30)

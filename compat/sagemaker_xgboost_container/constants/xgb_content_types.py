@@ -1,8 +1,8 @@
-"""The XGBoost container's own media types (the same strings as ``handlers.codecs``)."""
+"""The XGBoost container's own media types (the same strings as ``handlers.codecs.media``)."""
 
-from handlers import codecs
+from handlers.codecs import media
 
-LIBSVM = codecs.LIBSVM
+LIBSVM = media.LIBSVM
 X_LIBSVM = "text/x-libsvm"
-X_RECORDIO_PROTOBUF = codecs.RECORDIO
+X_RECORDIO_PROTOBUF = media.RECORDIO
 X_PARQUET = "application/x-parquet"

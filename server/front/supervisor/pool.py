@@ -96,8 +96,9 @@ class WorkerPool:
             program=settings.program,
             intra_op_threads=settings.intra_op_threads,
             packages_root=str(settings.packages_root),
-            submit_dir=str(settings.submit_dir) if settings.submit_dir else None,
             max_decoded_bytes=int(settings.max_payload_bytes * settings.max_decoded_factor),
+            submit_dir=str(settings.submit_dir) if settings.submit_dir else None,
+            fpmath_mode=settings.fpmath_mode,
             batching={"max_batch_size": settings.batch_max_size, "max_delay_ms": settings.batch_max_delay_ms},
         )
 

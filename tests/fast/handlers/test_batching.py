@@ -1,28 +1,29 @@
-"""Dynamic batching's pure parts: how inputs merge and predictions split (handlers/rows.py), a
+"""Dynamic batching's pure parts: how inputs merge and predictions split (handlers/batching/), a
 model's batching.json, and the server's variables."""
 
 import numpy as np
 import pytest
 
-from handlers import batching, rows
+from handlers.batching import merge, rows
+from handlers.batching import settings as batching
 from handlers.errors import ModelLoadError
 from server.config import ConfigError, Settings
 
 
 def test_split_cuts_every_output_by_row_counts():
     prediction = {"label": np.arange(6), "probabilities": np.arange(12).reshape(6, 2)}
-    parts = rows.split(prediction, [1, 3, 2])
+    parts = merge.split(prediction, [1, 3, 2])
     assert [part["label"].tolist() for part in parts] == [[0], [1, 2, 3], [4, 5]]
     assert parts[2]["probabilities"].tolist() == [[8, 9], [10, 11]]
-    several = rows.split([np.arange(3), np.zeros((3, 2))], [2, 1])
+    several = merge.split([np.arange(3), np.zeros((3, 2))], [2, 1])
     assert several[1][0].tolist() == [2] and several[1][1].shape == (1, 2)
-    assert rows.split([{"a": 1}, {"a": 2}, {"a": 3}], [1, 2]) == [[{"a": 1}], [{"a": 2}, {"a": 3}]]
+    assert merge.split([{"a": 1}, {"a": 2}, {"a": 3}], [1, 2]) == [[{"a": 1}], [{"a": 2}, {"a": 3}]]
 
 
 @pytest.mark.parametrize("prediction", [np.float64(1.0), np.arange(5), [1, 2], "text"])
 def test_a_prediction_without_one_row_per_input_row_is_unsplittable(prediction):
-    with pytest.raises(rows.Unsplittable):
-        rows.split(prediction, [1, 3])
+    with pytest.raises(merge.Unsplittable):
+        merge.split(prediction, [1, 3])
 
 
 def test_only_inputs_of_one_kind_share_a_key():
@@ -35,7 +36,7 @@ def test_only_inputs_of_one_kind_share_a_key():
     named = rows.arrays({"a": np.ones((2, 4)), "b": np.ones((2, 3))})
     assert named.count == 2 and named.key != rows.arrays({"a": np.ones((2, 4)), "b": np.ones((2, 2))}).key
     assert rows.arrays({"a": np.ones((2, 4)), "b": np.ones((3, 3))}) is None  # no common row count
-    merged = rows.merge([{"a": np.ones((1, 2))}, {"a": np.zeros((2, 2))}])
+    merged = merge.merge([{"a": np.ones((1, 2))}, {"a": np.zeros((2, 2))}])
     assert merged["a"].shape == (3, 2)
 
 

@@ -5,7 +5,8 @@ import types
 
 import pytest
 
-from handlers.errors import USER_MODULE_PREFIX, BadInput, ServingError, describe, scrub, short
+from handlers.describe import USER_MODULE_PREFIX, describe, scrub, short
+from handlers.errors import BadInput, ServingError
 
 
 class ToolkitStyle(Exception):

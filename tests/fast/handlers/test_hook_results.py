@@ -9,7 +9,7 @@ import pytest
 
 from handlers import user_code
 from handlers.base import Framework
-from handlers.errors import describe
+from handlers.describe import describe
 from handlers.serving import Answer, ServedModel
 
 # Each request says in its Accept header what the hooks should get wrong ("ok": nothing).

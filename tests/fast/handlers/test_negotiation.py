@@ -3,10 +3,10 @@ that matches a type gives its quality, wildcards yield to named types."""
 
 import pytest
 
-from handlers import codecs
+from handlers.codecs import media
 from handlers.errors import NotAcceptable
 
-JSON, CSV, NPY, JSONL = codecs.JSON, codecs.CSV, codecs.NPY, codecs.JSONLINES
+JSON, CSV, NPY, JSONL = media.JSON, media.CSV, media.NPY, media.JSONLINES
 
 
 @pytest.mark.parametrize("accept, default, expected", [
@@ -35,14 +35,14 @@ JSON, CSV, NPY, JSONL = codecs.JSON, codecs.CSV, codecs.NPY, codecs.JSONLINES
 def test_negotiate(accept, default, expected):
     if expected is None:
         with pytest.raises(NotAcceptable):
-            codecs.negotiate(accept, default)
+            media.negotiate(accept, default)
     else:
-        assert codecs.negotiate(accept, default) == expected
+        assert media.negotiate(accept, default) == expected
 
 
 def test_negotiate_among_what_a_handler_offers():
     offered = (JSON, JSONL)
-    assert codecs.negotiate("text/csv;q=0.9, application/jsonlines;q=0.1", JSON, offered) == JSONL
-    assert codecs.negotiate("*/*", CSV, offered) == JSON  # the default is not offered: the first offered
+    assert media.negotiate("text/csv;q=0.9, application/jsonlines;q=0.1", JSON, offered) == JSONL
+    assert media.negotiate("*/*", CSV, offered) == JSON  # the default is not offered: the first offered
     with pytest.raises(NotAcceptable, match="available: application/json, application/jsonlines"):
-        codecs.negotiate("text/csv", JSON, offered)
+        media.negotiate("text/csv", JSON, offered)

@@ -16,7 +16,8 @@ def pair():
     front, worker = socket.socketpair()
     front.settimeout(5)
     config = WorkerConfig(framework="sklearn", name="sklearn-0", threads=1, load_threads=1, default_accept="application/json",
-                          log_level="INFO", program="inference.py", intra_op_threads=1, packages_root="packages")
+                          log_level="INFO", program="inference.py", intra_op_threads=1, packages_root="packages",
+                          max_decoded_bytes=2**20)
     _, fd = running.create(config.threads)
     yield FrameReader(front), Worker(config, worker, running.RunningTable(fd, config.threads))
     front.close()

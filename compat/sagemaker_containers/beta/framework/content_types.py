@@ -1,10 +1,10 @@
-"""The media types the AWS toolkits name (the same strings as ``handlers.codecs``)."""
+"""The media types the AWS toolkits name (the same strings as ``handlers.codecs.media``)."""
 
-from handlers import codecs
+from handlers.codecs import media
 
-JSON = codecs.JSON
-CSV = codecs.CSV
-NPY = codecs.NPY
+JSON = media.JSON
+CSV = media.CSV
+NPY = media.NPY
 OCTET_STREAM = "application/octet-stream"
 ANY = "*/*"
 UTF8_TYPES = [JSON, CSV]

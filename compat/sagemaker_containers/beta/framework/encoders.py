@@ -10,10 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from handlers import codecs
+from handlers.codecs import media
+from handlers.codecs.decode import decode as decode_body
+from handlers.codecs.encode import encode as encode_body
 from sagemaker_containers.beta.framework.errors import UnsupportedFormatError
 
-_TYPES = (codecs.JSON, codecs.CSV, codecs.NPY)
+_TYPES = (media.JSON, media.CSV, media.NPY)
 
 
 def _as_bytes(data: Any) -> bytes:
@@ -21,36 +23,36 @@ def _as_bytes(data: Any) -> bytes:
 
 
 def json_to_numpy(string_like: Any, dtype: Any = None) -> np.ndarray:
-    return np.asarray(codecs.decode(_as_bytes(string_like), codecs.JSON), dtype=dtype)
+    return np.asarray(decode_body(_as_bytes(string_like), media.JSON), dtype=dtype)
 
 
 def csv_to_numpy(string_like: Any, dtype: Any = None) -> np.ndarray:
-    return np.asarray(codecs.decode(_as_bytes(string_like), codecs.CSV), dtype=dtype)
+    return np.asarray(decode_body(_as_bytes(string_like), media.CSV), dtype=dtype)
 
 
 def npy_to_numpy(npy_array: Any) -> np.ndarray:
-    return np.asarray(codecs.decode(_as_bytes(npy_array), codecs.NPY))
+    return np.asarray(decode_body(_as_bytes(npy_array), media.NPY))
 
 
 def array_to_json(array_like: Any) -> str:
-    return codecs.encode(array_like, codecs.JSON).decode()
+    return encode_body(array_like, media.JSON).decode()
 
 
 def array_to_csv(array_like: Any) -> str:
-    return codecs.encode(array_like, codecs.CSV).decode()
+    return encode_body(array_like, media.CSV).decode()
 
 
 def array_to_npy(array_like: Any) -> bytes:
-    return codecs.encode(array_like, codecs.NPY)
+    return encode_body(array_like, media.NPY)
 
 
-_DECODERS = {codecs.JSON: json_to_numpy, codecs.CSV: csv_to_numpy, codecs.NPY: npy_to_numpy}
-_ENCODERS = {codecs.JSON: array_to_json, codecs.CSV: array_to_csv, codecs.NPY: array_to_npy}
+_DECODERS = {media.JSON: json_to_numpy, media.CSV: csv_to_numpy, media.NPY: npy_to_numpy}
+_ENCODERS = {media.JSON: array_to_json, media.CSV: array_to_csv, media.NPY: array_to_npy}
 
 
 def decode(obj: Any, content_type: str) -> np.ndarray:
     """``obj`` (str or bytes) of ``content_type`` as a NumPy array."""
-    kind = codecs.media_type(content_type)
+    kind = media.media_type(content_type)
     if kind not in _DECODERS:
         raise UnsupportedFormatError(content_type)
     return _DECODERS[kind](obj)
@@ -58,7 +60,7 @@ def decode(obj: Any, content_type: str) -> np.ndarray:
 
 def encode(array_like: Any, content_type: str) -> Any:
     """``array_like`` written as ``content_type`` (JSON, CSV: str; NPY: bytes)."""
-    kind = codecs.media_type(content_type)
+    kind = media.media_type(content_type)
     if kind not in _ENCODERS:
         raise UnsupportedFormatError(content_type)
     return _ENCODERS[kind](array_like)

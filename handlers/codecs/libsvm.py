@@ -14,8 +14,6 @@ import numpy as np
 
 from handlers.errors import BadInput
 
-CONTENT_TYPE = "text/libsvm"
-ALIASES = {"text/x-libsvm": CONTENT_TYPE, "application/x-libsvm": CONTENT_TYPE}
 MAX_INDEX = 2**31 - 2
 
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from handlers.codecs.media import RECORDIO
 from handlers.errors import BadInput, NotAcceptable
 
-CONTENT_TYPE = "application/x-recordio-protobuf"
 MAGIC = 0xCED7230A
 FRAME = struct.Struct("<II")
 TENSORS = {"float32_tensor": np.float32, "float64_tensor": np.float64, "int32_tensor": np.int32}
@@ -143,11 +143,11 @@ def encode(prediction: Any) -> bytes:
     for name, value in named.items():
         array = np.asarray(value)
         if array.dtype.kind not in "biuf":
-            raise NotAcceptable(f"a prediction of {array.dtype} values cannot be written as {CONTENT_TYPE}")
+            raise NotAcceptable(f"a prediction of {array.dtype} values cannot be written as {RECORDIO}")
         columns[name] = array.reshape(len(array), -1) if array.ndim else array.reshape(1, 1)
     counts = {len(array) for array in columns.values()}
     if len(counts) != 1:
-        raise NotAcceptable(f"named outputs with different numbers of rows cannot be written as {CONTENT_TYPE}")
+        raise NotAcceptable(f"named outputs with different numbers of rows cannot be written as {RECORDIO}")
     record = record_class()()
     out = []
     for index in range(counts.pop()):

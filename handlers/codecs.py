@@ -1,7 +1,7 @@
 """Content types: request bodies to arrays, predictions to response bodies.
 
 The same five types the AWS framework toolkits speak (CONTRACT.md §5–6). Media-type parameters
-(``; charset=utf-8``) are ignored for matching. NumPy bodies are read with pickling disabled:
+(``; charset=utf-8``) are ignored for matching; libsvm's ``indexing_mode`` is the one read. NumPy bodies are read with pickling disabled:
 a request body is untrusted and must never make the server run code.
 
 Nor may it make the server allocate more than it sent, give or take a stated factor: what a
@@ -81,7 +81,7 @@ def decode(body: bytes, content_type: str | None) -> Decoded:
     if not body:
         raise BadInput("request body is empty")
     try:
-        return decoder(body)
+        return libsvm.decode(body, content_type) if kind == LIBSVM else decoder(body)  # its indexing_mode parameter
     except MemoryError:  # the caps make this unlikely; it is still the body's size, not the budget
         raise BadInput(f"the {kind} body decodes to more than can be allocated") from None
 

@@ -19,7 +19,7 @@ import numpy as np
 from handlers import libsvm, rows
 from handlers.base import Framework, files_in
 from handlers.codecs import as_rows
-from handlers.errors import BadInput, ModelLoadError, short
+from handlers.errors import BadInput, ModelLoadError, native_check, short
 
 SUFFIXES = (".ubj", ".bst", ".model", ".xgb")
 
@@ -125,7 +125,7 @@ def predict(model, data, context=None):
         # In-place prediction skips building a DMatrix, and is safe on several threads at once.
         return model.inplace_predict(rows, validate_features=False)
     except (ValueError, TypeError, xgboost.core.XGBoostError) as err:
-        raise BadInput(f"the model cannot predict on this input: {short(err)}") from None
+        raise BadInput(f"the model cannot predict on this input: {native_check(err) or _LOG_PREFIX.sub('', short(err))}") from None
 
 
 FRAMEWORK = Framework(

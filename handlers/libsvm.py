@@ -26,8 +26,8 @@ ALIASES = {"text/x-libsvm": CONTENT_TYPE, "application/x-libsvm": CONTENT_TYPE}
 MAX_INDEX = 2**31 - 2
 PARAMETER = "indexing_mode"
 ZERO_BASED = 0  # what XGBoost's reader assumes without the parameter
-_ONE_BASED_HINT = (f"; no index 0 appears: if the indices are one-based (libsvm's own convention), send "
-                   f"Content-Type: {CONTENT_TYPE}; {PARAMETER}=1")
+_ONE_BASED_HINT = (f"; no index 0 appears: if this is a libsvm body with one-based indices (libsvm's own convention), "
+                   f"send Content-Type: {CONTENT_TYPE}; {PARAMETER}=1")
 
 
 def indexing_mode(content_type: str | None) -> int:

@@ -11,7 +11,7 @@ import re
 import sys
 from typing import Any
 
-from handlers.errors import InsufficientMemory, ServingError, UnsupportedContentType
+from handlers.errors import BadInput, InsufficientMemory, ServingError, UnsupportedContentType
 
 MAX_MESSAGE = 600
 # Users' modules are imported as ``user_code_<hex>`` (handlers.user_code): the hex is a digest of
@@ -167,6 +167,28 @@ def _ours(err: ServingError) -> ServingError:
     return ServingError(message, status, kind)
 
 
+# A native check of dmlc's (XGBoost's ``CHECK``): "[10:50:22] src/learner.cc:1289: Check failed:
+# expression (4 vs. 5) : reason". It tests what the caller handed the library, the request's data.
+_NATIVE_CHECK = re.compile(r"^(?:\[[\d:]+\] )?\S+:\d+: Check failed: (?P<check>.*?)(?: : (?P<reason>.*))?$")
+_CHECKED_VALUES = re.compile(r"\(\S+ vs\. \S+\)")
+
+
+def native_check(err: BaseException) -> str | None:
+    """The short message of an XGBoost native check failure (its reason and the values it
+    compared, no source file, log time or stack), or None when ``err`` is not one."""
+    if type(err).__name__ != "XGBoostError":
+        return None
+    lines = _plain_lines(_text(err))
+    found = _NATIVE_CHECK.match(lines[0]) if lines else None
+    if found is None:
+        return None
+    check, reason = found.group("check").strip(), (found.group("reason") or "").strip().rstrip(".")
+    if not reason:
+        return scrub(f"check failed: {check}")
+    values = _CHECKED_VALUES.search(check)
+    return scrub(f"{reason} {values.group(0)}" if values else reason)
+
+
 def _describe(err: BaseException) -> ServingError:
     if isinstance(err, ServingError):
         return _ours(err)
@@ -176,6 +198,9 @@ def _describe(err: BaseException) -> ServingError:
     status = _error_status(_attribute(err, "status_code"))
     if status is not None:
         return ServingError(scrub(_text(err)) or _type_name(err), status)
+    check = native_check(err)
+    if check is not None:  # the library refused the data it was handed: the request's
+        return BadInput(f"the model cannot predict on this input: {check}")
     if isinstance(err, MemoryError):
         line = _useful_line(err, MAX_MESSAGE)
         return InsufficientMemory(f"out of memory: {line}" if line else "out of memory")
@@ -187,7 +212,8 @@ def describe(err: BaseException) -> ServingError:
     """The ``ServingError`` a raised exception stands for; never raises, whatever ``err`` is.
 
     Ours as they are; anything with an integer ``status_code`` (the toolkit's errors) keeps it;
-    the toolkit's UnsupportedFormatError is a 415; ``MemoryError`` is a 507 (the platform frees
+    the toolkit's UnsupportedFormatError is a 415; an XGBoost native check failure is a 400 (it
+    checks the data it was handed); ``MemoryError`` is a 507 (the platform frees
     memory and retries); anything else a 500 naming the exception. A user's exception may break
     anything it defines (``__str__``, ``message``, ``status_code``): the worker still owes the
     client an answer, so the last resort is the exception's type name.

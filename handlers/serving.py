@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import handlers
-from handlers import user_code
+from handlers import tfs_hooks, user_code
 from handlers.base import Framework, code_for
 from handlers.batching.group import Batcher, Outcome
 from handlers.batching.rows import USER_SPEC, BatchSpec
@@ -155,7 +155,7 @@ def load(
     if code is not None:
         packages = user_code.install_requirements(model_dir, packages_root, code)
         module = user_code.import_user_module(model_dir, program, packages, code)
-    hooks = user_code.find_hooks(module)
+    hooks = tfs_hooks.adapt(module, user_code.find_hooks(module), framework, model_dir)  # TF Serving container scripts
     if hooks.model_fn is not None:
         model = hooks.model_fn(Context(str(model_dir), default_accept), str(model_dir))
     else:

@@ -3,7 +3,8 @@
 ``decode(obj, content_type)`` takes CSV, libsvm (``text/libsvm``, ``text/x-libsvm``) and
 RecordIO-protobuf, as the container's does, and raises ``UnsupportedFormatError`` (a 415) for
 anything else. CSV fields left empty are missing values; the delimiter is sniffed from the
-first line, as there.
+first line, as there. libsvm indices are zero-based, as the container's ``xgb.DMatrix(file)``
+reads them, unless the Content-Type says ``indexing_mode=1`` (one-based) or ``-1`` (detect).
 """
 
 import csv
@@ -41,8 +42,10 @@ def csv_to_dmatrix(input: Any, dtype: Any = None) -> xgb.DMatrix:
     return xgb.DMatrix(rows)
 
 
-def libsvm_to_dmatrix(string_like: Any) -> xgb.DMatrix:
-    return xgb.DMatrix(libsvm.decode(_text(string_like).encode()))
+def libsvm_to_dmatrix(string_like: Any, content_type: str = media.LIBSVM) -> xgb.DMatrix:
+    """The body read as the container's ``xgb.DMatrix(file)`` reads it: indices zero-based unless
+    ``content_type`` carries XGBoost's ``indexing_mode`` (``text/libsvm; indexing_mode=1``)."""
+    return xgb.DMatrix(libsvm.decode(_text(string_like).encode(), content_type))
 
 
 def recordio_protobuf_to_dmatrix(string_like: Any) -> xgb.DMatrix:
@@ -73,4 +76,6 @@ def decode(obj: Any, content_type: str) -> xgb.DMatrix:
     kind = (content_type or "").split(";", 1)[0].strip().lower()
     if kind not in _dmatrix_decoders_map:
         raise UnsupportedFormatError(content_type)
+    if kind in (xgb_content_types.LIBSVM, xgb_content_types.X_LIBSVM):
+        return libsvm_to_dmatrix(obj, content_type)
     return _dmatrix_decoders_map[kind](obj)

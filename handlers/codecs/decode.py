@@ -32,7 +32,7 @@ def decode(body: bytes, content_type: str | None) -> Decoded:
     if not body:
         raise BadInput("request body is empty")
     try:
-        return decoder(body)
+        return libsvm.decode(body, content_type) if kind == LIBSVM else decoder(body)  # its indexing_mode parameter
     except MemoryError:  # the caps make this unlikely; it is still the body's size, not the budget
         raise BadInput(f"the {kind} body decodes to more than can be allocated") from None
 

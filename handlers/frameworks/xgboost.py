@@ -16,7 +16,7 @@ from pathlib import Path
 
 from handlers.base import Framework, files_in
 from handlers.batching import rows
-from handlers.describe import short
+from handlers.describe import native_check, short
 from handlers.errors import BadInput, ModelLoadError
 
 SUFFIXES = (".ubj", ".bst", ".model", ".xgb")
@@ -127,7 +127,7 @@ def predict(model, data, context=None):
         # In-place prediction skips building a DMatrix, and is safe on several threads at once.
         return model.inplace_predict(rows, validate_features=False)
     except (ValueError, TypeError, xgboost.core.XGBoostError) as err:
-        raise BadInput(f"the model cannot predict on this input: {short(err)}") from None
+        raise BadInput(f"the model cannot predict on this input: {native_check(err) or _LOG_PREFIX.sub('', short(err))}") from None
 
 
 FRAMEWORK = Framework(

@@ -29,7 +29,8 @@ from harness.server import ROOT
 FRAMEWORK_PACKAGES = {"torch", "torchvision", "tensorflow", "keras", "sklearn", "xgboost", "onnxruntime", "prophet",
                       "cmdstanpy", "pandas", "joblib", "skops", "onnx"}
 NOT_IN_THE_FRONT = FRAMEWORK_PACKAGES | {"numpy", "scipy"}
-MODEL_CODE = ("handlers.frameworks", "handlers.serving", "handlers.user_code", "handlers.batching")
+MODEL_CODE = ("handlers.frameworks", "handlers.serving", "handlers.user_code", "handlers.batching", "handlers.tfs_hooks",
+              "handlers.tfs_rest")
 SERVER = ROOT / "server"
 
 

@@ -151,11 +151,12 @@ def cgroup_limit(read: Reader = read_text) -> tuple[int, str] | None:
 
 
 def directory_bytes(path: Path) -> int:
+    """The size of a model directory's files, symlinked ones at their targets' size."""
     total = 0
     for root, _, files in os.walk(path):
         for name in files:
             try:
-                total += os.lstat(os.path.join(root, name)).st_size
+                total += os.stat(os.path.join(root, name)).st_size  # a symlinked file loads as its target
             except OSError:
                 pass
     return total

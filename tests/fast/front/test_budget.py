@@ -206,3 +206,13 @@ def test_a_directory_that_took_more_than_its_files_promise_is_estimated_by_what_
     memory.remember("/models/a", 50 * MB)  # a reload into memory the worker kept: the most stays
     assert memory.estimate("/models/a", 10 * MB) == 400 * MB
     assert memory.estimate("/models/b", 10 * MB) == 10 * MB
+
+
+def test_a_symlinked_model_file_counts_at_its_target_size(tmp_path):
+    (tmp_path / "store").mkdir()
+    with open(tmp_path / "store" / "weights.bin", "wb") as file:
+        file.truncate(50 * MB)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.bin").symlink_to(tmp_path / "store" / "weights.bin")
+    (tmp_path / "model" / "loop").symlink_to(tmp_path / "model" / "loop")  # unreadable: counts nothing
+    assert budget.directory_bytes(tmp_path / "model") == 50 * MB

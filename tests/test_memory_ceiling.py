@@ -5,7 +5,8 @@ The test plays the platform: it loads memory-hungry models of several frameworks
 k-nearest-neighbours models that keep tens of MB of training data, a PyTorch network of tens of
 MB, and ``model_fn``s that allocate far more than their 1 kB files promise) until 507s come,
 then unloads the least recently used model and loads again, while invokes with large bodies run
-all the while. It holds when the kernel's OOM killer never fires and no worker dies, no LoadModel
+all the while; and once near the limit it sends six loads at once of allocating models it never
+loaded before. It holds when the kernel's OOM killer never fires and no worker dies, no LoadModel
 answers 500, every model the server lists answers 200, and the memory in use stays within the
 limit (what the budget allows, the limit less the headroom, overshot by no more than the headroom).
 """
@@ -30,8 +31,9 @@ from tests.cgroup_support import MemoryCgroup
 MB = 2**20
 LIMIT = 1536 * MB
 HEADROOM = 256 * MB  # the server's default (MODEL_SERVER_MEMORY_HEADROOM_MB)
-PLAY_SECONDS = 45
-ALLOCATES_MB = 150  # a model_fn's ballast: more than a hundred thousand times its file, less than the headroom
+PLAY_SECONDS = 30
+BURST = 6  # allocating models loaded at once, none of them loaded before: their excess is unknown
+ALLOCATES_MB = 200  # a model_fn's ballast: more than a hundred thousand times its file, less than the headroom
 
 ALLOCATING_CODE = f"""
 import os, joblib
@@ -99,7 +101,7 @@ def catalogue(tmp_path):
     net = torch_network(tmp_path / "store" / "net")
     for index in range(3):
         models[f"net-{index}"] = (linked(net, tmp_path / f"net-{index}" / "model"), torch_body, "application/x-npy")
-    for index in range(4):
+    for index in range(BURST):
         directory = sklearn_model(tmp_path / f"alloc-{index}" / "model", code=ALLOCATING_CODE)
         models[f"alloc-{index}"] = (directory, wide_body, "text/csv")
     return models
@@ -172,7 +174,9 @@ class Platform:
 def test_the_platform_fills_a_real_cgroup_and_hears_507_before_any_oom_kill(start_server, cgroup, catalogue, tmp_path):
     env = {k: v for k, v in os.environ.items() if k.startswith("MODEL_SERVER_MEMORY")}
     assert not env, f"the server must find the limit itself, not be told: {env}"
-    server = start_server(wrapper=cgroup.wrapper, SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=tmp_path)
+    # Six load threads per worker (two by default), so that the burst below really runs side by side.
+    server = start_server(wrapper=cgroup.wrapper, SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=tmp_path,
+                          MODEL_SERVER_LOAD_THREADS=str(BURST))
     assert server.pid in cgroup.pids()
     limit = next(line for line in server.client.get("/metrics").text.splitlines() if line.startswith("server_memory_limit_bytes"))
     assert parse_limit(str(int(float(limit.split()[1])))) == LIMIT, "the budget did not take the cgroup's limit"
@@ -197,6 +201,31 @@ def test_the_platform_fills_a_real_cgroup_and_hears_507_before_any_oom_kill(star
     for thread in threads:
         thread.start()
     try:
+        # Warm up both frameworks, then LoadModel all the allocating models at once: each promises
+        # 1 MB and takes 200, more together than the cgroup has left. Loads that could take more
+        # than their estimates must not be let run side by side near the limit.
+        platform.load("net-0")
+        platform.load("knn-0")
+        barrier = threading.Barrier(BURST)
+
+        def burst(index: int) -> None:
+            with httpx.Client(base_url=server.url, timeout=120) as client:
+                barrier.wait()
+                answer = client.post("/models", json={"model_name": f"alloc-{index}", "url": str(catalogue[f"alloc-{index}"][0])})
+            platform.count(f"burst {answer.status_code}")
+            if answer.status_code == 200:
+                with platform.lock:
+                    platform.loaded[f"alloc-{index}"] = time.monotonic()
+            elif answer.status_code != 507:
+                platform.problems.append(f"LoadModel alloc-{index}: {answer.status_code} {answer.text[:300]}")
+
+        loaders = [threading.Thread(target=burst, args=(index,)) for index in range(BURST)]
+        for thread in loaders:
+            thread.start()
+        for thread in loaders:
+            thread.join()
+        assert cgroup.oom_kills() == 0, f"the burst of loads ran the cgroup out of memory: {platform.codes}"
+
         names = list(catalogue)
         order = random.Random(1)
         deadline = time.monotonic() + PLAY_SECONDS

@@ -7,11 +7,13 @@ would cross the limit less a headroom — or when the machine itself has less th
 estimate is the model's size on disk times its framework's factor (or, for a directory loaded
 before, what it took then, when that was more), plus a new worker's cost when the framework has
 none yet. Each load reserves its estimate in the same step as the check, and holds it until the
-load is measured or has failed, so that N loads started at once are judged as N.
+load is measured or has failed, so that N loads started at once are judged as N; and each load
+under way keeps a headroom of room for what it may take beyond its estimate (``admit``).
 
 See docs/memory.md.
 """
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -174,8 +176,7 @@ class Reservation:
     def release(self) -> None:
         if self.held:
             self.held = False
-            self.budget.reserved -= self.need
-            self.budget.loads -= 1
+            self.budget._release(self.need)
 
 
 class MemoryBudget:
@@ -191,6 +192,7 @@ class MemoryBudget:
         self.headroom = headroom_bytes
         self.reserved = 0  # estimates of loads under way, not yet visible in RSS
         self.loads = 0  # how many loads hold those reservations
+        self._released = asyncio.Event()  # set (and replaced) at each release
         self.measured: dict[str, int] = {}  # a model directory -> the most it took once loaded
         log.info("memory limit %.0f MB (from %s), headroom %.0f MB", self.limit / 2**20, self.source, headroom_bytes / 2**20)
 
@@ -209,16 +211,47 @@ class MemoryBudget:
     def reserve(self, need: int, pids: Iterable[int | str]) -> Reservation:
         """Check that ``need`` more bytes fit and hold them, in one step (no await between): raises
         InsufficientMemory (507) when they do not fit."""
-        shortfall = self.shortfall(need, pids)
+        shortfall = self._shortfall(need, tree_rss(pids))
         if shortfall:
             raise InsufficientMemory(shortfall)
+        return self._hold(need)
+
+    async def admit(self, need: int, pids: Callable[[], Iterable[int | str]]) -> Reservation:
+        """``reserve``, and also keep room for what loads under way may take beyond their estimates.
+
+        An estimate is a guess (a ``model_fn`` may allocate what no file announces), and the check
+        after a load catches one load's excess only once it has happened: the headroom is what
+        absorbs it. So each load under way is granted a headroom of its own: a load that would leave
+        less room than that for the others waits until one of them is measured (or fails) and is
+        judged again, with what it really took. Far from the limit loads run side by side; near it
+        they run one at a time, and N loads started at once can never overshoot by N excesses."""
+        while True:
+            used = tree_rss(pids())
+            shortfall = self._shortfall(need, used)
+            if shortfall:
+                raise InsufficientMemory(shortfall)
+            crowded = used + self.reserved + need + self.headroom * self.loads > self.limit - self.headroom
+            if not self.loads or not crowded:
+                return self._hold(need)
+            await self._released.wait()
+
+    def _hold(self, need: int) -> Reservation:
         self.reserved += need
         self.loads += 1
         return Reservation(self, need)
 
+    def _release(self, need: int) -> None:
+        self.reserved -= need
+        self.loads -= 1
+        self._released.set()  # wake the loads waiting for room: they are judged again
+        self._released = asyncio.Event()
+
     def shortfall(self, need: int, pids: Iterable[int | str]) -> str | None:
         """Why ``need`` more bytes do not fit, or None when they do."""
-        used = tree_rss(pids) + self.reserved
+        return self._shortfall(need, tree_rss(pids))
+
+    def _shortfall(self, need: int, rss: int) -> str | None:
+        used = rss + self.reserved
         allowed = self.limit - self.headroom
         if used + need > allowed:
             pending = f", {self.loads} loads under way holding {self.reserved / 2**20:.0f} MB" if self.loads else ""

@@ -210,7 +210,7 @@ class ModelService:
         need = entry.estimate_bytes
         if not self.pool.started(framework.name, slot):
             need += framework.worker_bytes
-        reservation = self.budget.reserve(need, self.pids())  # 507 unless it fits beside the loads under way
+        reservation = await self.budget.admit(need, self.pids)  # 507 unless it fits; near the limit, one load at a time
         try:
             worker = await self.pool.worker(framework.name, slot)  # a restart's backoff may take a while
             self._still_wanted(entry)

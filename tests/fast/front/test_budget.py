@@ -216,3 +216,55 @@ def test_a_symlinked_model_file_counts_at_its_target_size(tmp_path):
     (tmp_path / "model" / "weights.bin").symlink_to(tmp_path / "store" / "weights.bin")
     (tmp_path / "model" / "loop").symlink_to(tmp_path / "model" / "loop")  # unreadable: counts nothing
     assert budget.directory_bytes(tmp_path / "model") == 50 * MB
+
+
+def test_near_the_limit_a_load_waits_for_those_under_way_and_is_judged_with_what_they_took():
+    """Each load under way keeps a headroom of room for what it may take beyond its estimate: with
+    room for the estimates of all three but not for their headrooms, the third waits for a
+    release, and is then judged again (here: it fits, the others having taken what they said)."""
+    memory = fresh_budget(limit_mb=2000, headroom_mb=100)
+    pids = [os.getpid()]
+    room = memory.limit - memory.headroom - budget.tree_rss(pids)
+    need = (room - 150 * MB) // 3  # three estimates fit; two headrooms beside them do not
+    events = []
+
+    async def load(name: str, seconds: float) -> None:
+        reservation = await memory.admit(need, lambda: pids)
+        events.append(f"{name} admitted")
+        await asyncio.sleep(seconds)
+        events.append(f"{name} measured")
+        reservation.release()
+
+    async def main() -> None:
+        await asyncio.gather(load("a", 0.05), load("b", 0.1), load("c", 0.01))
+
+    asyncio.run(main())
+    assert events == ["a admitted", "b admitted", "a measured", "c admitted", "c measured", "b measured"]
+    assert memory.loads == 0 and memory.reserved == 0
+
+
+def test_a_waiting_load_gets_507_when_what_the_others_took_leaves_no_room():
+    memory = fresh_budget(limit_mb=2000, headroom_mb=100)
+    pids = [os.getpid()]
+    room = memory.limit - memory.headroom - budget.tree_rss(pids)
+    need = (room - 150 * MB) // 3
+
+    async def main() -> BaseException | None:
+        first = await memory.admit(need, lambda: pids)
+        second = await memory.admit(need, lambda: pids)  # one headroom beside the first: fits
+        waiting = asyncio.ensure_future(memory.admit(need, lambda: pids))
+        await asyncio.sleep(0.01)
+        assert not waiting.done()  # three estimates fit, but not with two headrooms
+        memory.reserved += room  # the first "took" far more than it promised, as a model_fn may
+        first.release()
+        try:
+            await waiting
+        except InsufficientMemory as err:
+            return err
+        finally:
+            memory.reserved -= room
+            second.release()
+        return None
+
+    refused = asyncio.run(main())
+    assert refused is not None and refused.status == 507

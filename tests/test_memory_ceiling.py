@@ -9,6 +9,8 @@ all the while; and once near the limit it sends six loads at once of allocating 
 loaded before. It holds when the kernel's OOM killer never fires and no worker dies, no LoadModel
 answers 500, every model the server lists answers 200, and the memory in use stays within the
 limit (what the budget allows, the limit less the headroom, overshot by no more than the headroom).
+The kernel keeps what it charges at the limit by reclaiming or killing, so the OOM count is the
+decisive check; the sampled peak is printed to show how close the run came.
 """
 
 import io
@@ -24,7 +26,6 @@ import psutil
 import pytest
 
 from models import data
-from server.front.budget import parse_limit
 from tests.builders import knn_model, sklearn_model
 from tests.cgroup_support import MemoryCgroup
 
@@ -155,12 +156,13 @@ class Platform:
 
     def invoke_one(self, client: httpx.Client, rng: random.Random) -> None:
         with self.lock:
-            if not self.loaded:
-                time.sleep(0.05)
-                return
-            name = rng.choice(sorted(self.loaded))
-            self.loaded[name] = time.monotonic()
-            generation = self.generation.get(name, 0)
+            name = rng.choice(sorted(self.loaded)) if self.loaded else None
+            if name is not None:
+                self.loaded[name] = time.monotonic()
+                generation = self.generation.get(name, 0)
+        if name is None:
+            time.sleep(0.05)
+            return
         _, body, content_type = self.catalogue[name]
         answer = client.post(f"/models/{name}/invoke", content=body, headers={"Content-Type": content_type})
         self.count(f"invoke {answer.status_code}")
@@ -179,7 +181,7 @@ def test_the_platform_fills_a_real_cgroup_and_hears_507_before_any_oom_kill(star
                           MODEL_SERVER_LOAD_THREADS=str(BURST))
     assert server.pid in cgroup.pids()
     limit = next(line for line in server.client.get("/metrics").text.splitlines() if line.startswith("server_memory_limit_bytes"))
-    assert parse_limit(str(int(float(limit.split()[1])))) == LIMIT, "the budget did not take the cgroup's limit"
+    assert int(float(limit.split()[1])) == LIMIT, f"the budget did not take the cgroup's limit: {limit}"
 
     samples: list[tuple[int, int]] = []
     done = threading.Event()

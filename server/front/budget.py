@@ -5,7 +5,7 @@ tightest limit of it and its ancestors), else the machine's memory. A load is re
 server's own processes, plus what loads under way have reserved, plus this model's estimate,
 would cross the limit less a headroom — or when the machine itself has less than that free. The
 estimate is the model's size on disk times its framework's factor (or, for a directory loaded
-before, what it took then, when that was more), plus a new worker's cost when the framework has
+before, what it took the last time, when that was more), plus a new worker's cost when the framework has
 none yet. Each load reserves its estimate in the same step as the check, and holds it until the
 load is measured or has failed, so that N loads started at once are judged as N; and each load
 under way keeps a headroom of room for what it may take beyond its estimate (``admit``).
@@ -197,14 +197,16 @@ class MemoryBudget:
         log.info("memory limit %.0f MB (from %s), headroom %.0f MB", self.limit / 2**20, self.source, headroom_bytes / 2**20)
 
     def estimate(self, directory: str, from_files: int) -> int:
-        """A load's estimate: from its files, or what the directory took when last loaded if more
-        (a ``model_fn`` that allocates far beyond its files is known from its second load on)."""
+        """A load's estimate: from its files, or what the directory took when last loaded if that
+        was more (a ``model_fn`` that allocates far beyond its files is known from its second load on)."""
         return max(from_files, self.measured.get(directory, 0))
 
     def remember(self, directory: str, taken: int) -> None:
-        """What a load of ``directory`` took once loaded, for its next estimate."""
-        if taken > self.measured.get(directory, 0):
-            self.measured[directory] = taken
+        """What a load of ``directory`` took once loaded, for its next estimate. The latest, not
+        the most: the worker measures its RSS growth, which a neighbour loading beside it inflates
+        and memory kept from an earlier unload deflates; the next load measures it again."""
+        self.measured.pop(directory, None)  # re-inserted last: the oldest go first past the bound
+        self.measured[directory] = taken
         if len(self.measured) > 100_000:  # a bound for a pathological churn of new directories
             self.measured.pop(next(iter(self.measured)))
 

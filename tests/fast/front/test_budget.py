@@ -203,9 +203,12 @@ def test_a_directory_that_took_more_than_its_files_promise_is_estimated_by_what_
     memory = fresh_budget(limit_mb=1000)
     assert memory.estimate("/models/a", 10 * MB) == 10 * MB
     memory.remember("/models/a", 400 * MB)
-    memory.remember("/models/a", 50 * MB)  # a reload into memory the worker kept: the most stays
     assert memory.estimate("/models/a", 10 * MB) == 400 * MB
     assert memory.estimate("/models/b", 10 * MB) == 10 * MB
+    memory.remember("/models/a", 50 * MB)  # the latest load took less (a neighbour had inflated the first)
+    assert memory.estimate("/models/a", 10 * MB) == 50 * MB
+    memory.remember("/models/a", 1 * MB)
+    assert memory.estimate("/models/a", 10 * MB) == 10 * MB  # never below what its files promise
 
 
 def test_a_symlinked_model_file_counts_at_its_target_size(tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsRegressor
 
 from models import data
 
@@ -26,6 +27,16 @@ def sklearn_model(directory: Path, code: str | None = None, requirements: str | 
         (directory / "code" / "inference.py").write_text(textwrap.dedent(code))
     if requirements is not None:
         (directory / "code" / "requirements.txt").write_text(requirements)
+    return directory
+
+
+def knn_model(directory: Path, megabytes: int, seed: int = 0) -> Path:
+    """A k-nearest-neighbours regressor on 10 features as ``model.joblib``: it keeps its training
+    data, so its file and its memory are both about ``megabytes`` (a memory-hungry real model)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(megabytes * 2**20 // 80, 10))
+    joblib.dump(KNeighborsRegressor(n_neighbors=3, algorithm="brute").fit(X, X[:, 0]), directory / "model.joblib")
     return directory
 
 

@@ -148,7 +148,7 @@ class ModelService:
         try:
             framework, disk_bytes = self._inspect(path)  # a listing and a few stat calls
             entry.framework = framework.name
-            entry.estimate_bytes = int(disk_bytes * framework.memory_factor) + 2**20
+            entry.estimate_bytes = self.budget.estimate(str(path), int(disk_bytes * framework.memory_factor) + 2**20)
             if self.settings.workers_per_framework > 1:  # SAGEMAKER_MODEL_SERVER_WORKERS: one on every slot
                 await asyncio.gather(*(self._add_replica(entry, framework, slot)
                                        for slot in range(self.settings.workers_per_framework)))
@@ -197,15 +197,12 @@ class ModelService:
         need = entry.estimate_bytes
         if not self.pool.started(framework.name, slot):
             need += framework.worker_bytes
-        shortfall = self.budget.shortfall(need, self.pids())
-        if shortfall:
-            raise InsufficientMemory(shortfall)
-        self.budget.reserved += need
+        reservation = await self.budget.admit(need, self.pids)  # 507 unless it fits; near the limit, one load at a time
         try:
             worker = await self.pool.worker(framework.name, slot)  # a restart's backoff may take a while
             self._still_wanted(entry)
         except BaseException:
-            self.budget.reserved -= need
+            reservation.release()
             raise
         self.pool.assign(worker, entry.name)  # counted at once, so parallel loads spread over slots
         loading = asyncio.get_running_loop().create_future()
@@ -215,7 +212,8 @@ class ModelService:
             try:
                 header = await self._call_load(worker, entry)
             finally:
-                self.budget.reserved -= need
+                reservation.release()  # measured (in the worker's RSS from now on) or failed
+            self.budget.remember(str(entry.path), header.get("memory_bytes", 0))
             over = self.budget.overrun(self.pids())
             if over:  # the model took far more than its files promised (a model_fn that allocates, say)
                 taken = header.get("memory_bytes", 0) / 2**20

@@ -36,6 +36,7 @@ import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -364,8 +365,9 @@ class Soak:
 
     # ------------------------------------------------------------------ resources
 
-    def resources(self) -> dict[str, dict[str, int]]:
-        """RSS (MB), open descriptors and threads of the front and of each framework's worker."""
+    def resources(self) -> dict[str, dict[str, Any]]:
+        """RSS (MB), open descriptors and threads of the front and of each framework's worker; the
+        front's descriptors less its clients' connections, which are counted apart."""
         seen = {}
         with httpx.Client(base_url=self.server.url, timeout=30) as client:
             pids = {"front": self.server.pid}
@@ -377,6 +379,11 @@ class Soak:
             try:
                 process = psutil.Process(pid)
                 seen[role] = {"rss_mb": process.memory_info().rss // 2**20, "fds": process.num_fds(), "threads": process.num_threads()}
+                if role == "front":  # clients' connections come and go with the clients: counted apart, by state
+                    clients = [c for c in process.net_connections("tcp") if c.laddr and c.laddr.port == self.server.port and c.raddr]
+                    seen[role]["fds"] -= len(clients)
+                    seen[role]["client_sockets"] = len(clients)
+                    seen[role]["client_states"] = dict(Counter(c.status for c in clients))
             except psutil.Error:
                 continue
         return seen
@@ -442,7 +449,11 @@ class Soak:
                 continue
             grew = [key for key in ("rss_mb", "fds", "threads")
                     if last[role][key] > first[role][key] * 1.05 + {"rss_mb": 4, "fds": 4, "threads": 2}[key]]
+            if role == "front" and last[role].get("client_sockets", 0) > 2:  # every client has closed by now
+                grew.append("client_sockets")
             flat[role] = "flat" if not grew else "grew: " + ", ".join(f"{k} {first[role][k]} -> {last[role][k]}" for k in grew)
+            if role == "front" and "client_sockets" in grew:
+                flat[role] += f" (left open: {last[role]['client_states']})"
         restarts = _metric_sum(metrics, "worker_restarts_total")
         quarantines = _metric_sum(metrics, "model_quarantines_total")
         return {
@@ -492,7 +503,7 @@ def print_result(result: dict) -> None:
     print("  minute  requests   p50 ms   p99 ms")
     for minute, row in result["per_minute"].items():
         print(f"  {minute:6d}  {row['requests']:8d}  {row['p50_ms']:7.1f}  {row['p99_ms']:7.1f}")
-    print("  process    rss MB (start -> end)   fds        threads    verdict")
+    print("  process    rss MB (start -> end)   fds        threads    verdict  (the front's fds less its clients' sockets)")
     for role, start in result["resources_start"].items():
         end = result["resources_end"].get(role, {})
         print(f"  {role:9s}  {start['rss_mb']:5d} -> {end.get('rss_mb', '-'):>5}        "

@@ -12,7 +12,8 @@ loads) is abandoned: it is answered at once, and if it ever finishes, its model 
 
 Loads and unloads name the copy of the model they are about (``copy``, the front's number for
 one load of a name): loads run on threads of their own and unloads queue on theirs, so an unload
-of a name can run after the name was loaded again, and must then leave the new copy alone.
+of a name can run after the name was loaded again, and must then leave the new copy alone; a
+load of an earlier copy that ends after a later one was put in place is dropped.
 
 It never outlives the front: it exits when the socket closes, and the kernel kills it
 (``PR_SET_PDEATHSIG``) if the front dies while every thread is busy. It leads a process group
@@ -166,7 +167,11 @@ class Worker:
                 del self.loading[load_id]
                 answered = load_id in self.answered
                 self.answered.discard(load_id)
-                wanted = not answered and (copy is None or copy not in self.abandoned)
+                # A later copy of the name (the front numbers them in order) means this one was
+                # unloaded while it loaded, its abandonment still queued: the later copy stays.
+                held = self.copies.get(key) if key in self.models else None
+                stale = copy is not None and held is not None and held > copy
+                wanted = not answered and not stale and (copy is None or copy not in self.abandoned)
                 if served is not None and wanted:
                     self.models[key] = served
                     self.copies[key] = copy

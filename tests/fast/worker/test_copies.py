@@ -61,3 +61,16 @@ def test_an_abandoned_load_is_answered_at_once_and_its_end_says_nothing(pair, mo
     worker.run(worker.load, {"id": 9, "op": Op.LOAD, "key": "m", "path": str(tmp_path), "copy": 3}, b"")
     (reply, _), = front.read(timeout=5)
     assert reply["id"] == 9 and reply["status"] == 404
+
+
+def test_a_load_of_an_earlier_copy_that_ends_after_a_later_one_is_dropped(pair, monkeypatch, tmp_path):
+    """The earlier copy was unloaded while it loaded, and its abandonment still waits behind other
+    unloads: the later copy, loaded meanwhile, keeps the name."""
+    front, worker = pair
+    later = object()
+    worker.models["m"], worker.copies["m"] = later, 5
+    monkeypatch.setattr("server.worker.main.serving.load", lambda *args, **kwargs: object())
+    worker.run(worker.load, {"id": 3, "op": Op.LOAD, "key": "m", "path": str(tmp_path), "copy": 4}, b"")
+    (reply, _), = front.read(timeout=5)
+    assert reply["id"] == 3 and reply["status"] == 404
+    assert worker.models["m"] is later and worker.copies["m"] == 5

@@ -171,13 +171,13 @@ def test_a_request_waiting_on_a_load_that_is_then_unloaded_is_404(start_server, 
     slow_loading_model(root / "slowload" / "model", seconds=2)
     server = start_server(SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=root)
     with ThreadPoolExecutor(3) as pool:
-        loading = pool.submit(server.load, "slowload", root / "slowload" / "model")
+        loading = pool.submit(server.load, "slowload", root / "slowload" / "model", expect=None)
         time.sleep(0.5)
         unloading = pool.submit(server.client.delete, "/models/slowload")
         time.sleep(0.3)
         invoking = pool.submit(server.client.post, "/models/slowload/invoke", content=b"1,2,3,4", headers=CSV)
-        loading.result()
         assert unloading.result().status_code == 200
+        assert loading.result().status_code == 404  # unloaded while it loaded: the load was abandoned
         answer = invoking.result()
     assert answer.status_code == 404, answer.text  # the platform loads it again and retries
     assert "not loaded" in answer.json()["message"]

@@ -5,6 +5,7 @@ idle or slow connections cannot keep ``/ping`` from answering."""
 
 import io
 import resource
+import select
 import socket
 import threading
 import time
@@ -241,6 +242,53 @@ def test_headers_that_never_finish_are_408(server):
     took, raw = raw_exchange(server, b"POST /models/plain/invoke HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n")
     assert "request headers took over" in json_error(raw, 408)["message"]
     assert 9 < took < 14, took
+
+
+def test_the_header_deadline_holds_for_every_connection_idle_or_trickling(server):
+    """300 connections stuck in their headers at once: most sent part of a request and went quiet,
+    some trickle a header line every half second, some sent only the empty lines a client may send
+    before a request (bytes the parser skips, once held for ever: the keep-alive timer was off and
+    no request had begun). Every one is answered 408 and closed within 10 s of its first byte."""
+    kinds = {"partial": 240, "trickling": 20, "blank": 20, "blank-trickling": 20}
+    first = {"partial": b"POST /models/plain/invoke HTTP/1.1\r\nHost: x\r\n", "trickling": b"GET /ping HTTP/1.1\r\n",
+             "blank": b"\r\n", "blank-trickling": b"\r\n"}
+    more = {"trickling": b"X-Slow: 1\r\n", "blank-trickling": b"\r\n"}
+    open_, heard, closed = {}, {}, {}
+    try:
+        for kind, count in kinds.items():
+            for _ in range(count):
+                sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+                sock.sendall(first[kind])
+                open_[sock] = (kind, time.monotonic())
+                heard[sock] = b""
+        deadline = time.monotonic() + 14
+        next_trickle = time.monotonic() + 0.5
+        while len(closed) < len(open_) and time.monotonic() < deadline:
+            if time.monotonic() >= next_trickle:
+                next_trickle += 0.5
+                for sock, (kind, _) in open_.items():
+                    if kind in more and sock not in closed:
+                        try:
+                            sock.sendall(more[kind])
+                        except OSError:
+                            pass  # answered and shut: what it sends is dropped
+            readable, _, _ = select.select([s for s in open_ if s not in closed], [], [], 0.05)
+            for sock in readable:
+                try:
+                    chunk = sock.recv(65536)
+                except OSError:
+                    chunk = b""
+                heard[sock] += chunk
+                if not chunk:
+                    closed[sock] = time.monotonic() - open_[sock][1]
+        late = {kind: sum(1 for s, (k, _) in open_.items() if k == kind and s not in closed) for kind in kinds}
+        assert not any(late.values()), f"still open 14 s after their first byte: {late}"
+        assert all(9 < seconds < 13 for seconds in closed.values()), sorted(closed.values())[::30]
+        assert all(heard[sock].startswith(b"HTTP/1.1 408 ") for sock in open_)
+    finally:
+        for sock in open_:
+            sock.close()
+    assert server.client.get("/ping").status_code == 200
 
 
 def ping_seconds(server) -> float:

@@ -10,6 +10,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import psutil
 import pytest
 
@@ -382,3 +383,94 @@ def test_the_one_model_running_at_both_of_two_deaths_is_quarantined(start_server
     for neighbour in ("a", "b"):
         assert server.client.post(f"/models/{neighbour}/invoke", content=b"1,2,3,4", headers=CSV).status_code == 200
         assert server.client.get(f"/models/{neighbour}").json()["status"] == "READY"
+
+
+NEVER_LOADS = """
+import time
+
+def model_fn(model_dir):
+    time.sleep(10**6)
+"""
+
+
+def test_loads_that_never_return_hold_up_no_other_load_and_their_unload_answers_at_once(start_server, root):
+    """Two loads whose model_fn never returns, as many as the worker's load threads: another
+    model's LoadModel answers within seconds (not after the load timeout), and a DELETE of a model
+    still loading answers 200 at once; its LoadModel answers too, and its name is free again."""
+    sklearn_model(root / "stuck" / "model", code=NEVER_LOADS)
+    server = multi(start_server, root, MODEL_SERVER_LOAD_TIMEOUT_SECONDS="120", MODEL_SERVER_LOAD_THREADS="2")
+    server.load("plain", root / "plain" / "model")  # the worker is up
+    client = httpx.Client(base_url=server.url, timeout=20)
+    pool = ThreadPoolExecutor(2)
+    try:
+        stuck = {name: pool.submit(server.client.post, "/models", json={"model_name": name, "url": str(root / "stuck" / "model")})
+                 for name in ("stuck-a", "stuck-b")}
+        deadline = time.monotonic() + 10
+        while any(client.get(f"/models/{n}").status_code != 200 for n in stuck) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # both are in model_fn now
+        started = time.monotonic()
+        assert client.post("/models", json={"model_name": "other", "url": str(root / "plain" / "model")}).status_code == 200
+        assert time.monotonic() - started < 8, "a load waited for the loads that never return"
+        started = time.monotonic()
+        assert client.delete("/models/stuck-a").status_code == 200
+        assert time.monotonic() - started < 2, "the DELETE of a loading model waited for its load"
+        assert stuck["stuck-a"].result(5).status_code == 404  # the load was abandoned: its LoadModel says so
+        assert client.get("/models/stuck-a").status_code == 404
+        assert "stuck-a" not in [m["modelName"] for m in client.get("/models").json()["models"]]
+        server.load("stuck-a", root / "plain" / "model")  # the name is free; the abandoned load cannot take it back
+        assert client.post("/models/stuck-a/invoke", content=b"1,2,3,4", headers=CSV).status_code == 200
+        assert client.delete("/models/stuck-b").status_code == 200
+        assert stuck["stuck-b"].result(5).status_code == 404
+        assert client.post("/models/other/invoke", content=b"1,2,3,4", headers=CSV).status_code == 200
+    finally:
+        pool.shutdown(wait=False)
+        client.close()
+
+
+def test_racing_loads_and_unloads_of_one_name_leave_listing_registry_and_worker_agreeing(start_server, root):
+    """DELETEs and POSTs of one name, concurrent: afterwards the name is listed exactly when it
+    describes as READY and its invoke answers 200 (its worker holds it). A neighbour holding a
+    million Python objects makes each unload's collection slow (~0.4 s), as under a big model,
+    which widens the windows in which an unload of one copy of the name and the load of the next
+    cross in the worker: an unload must never take a copy loaded after it was asked for."""
+    sklearn_model(root / "objects" / "model", code="""
+    import os, joblib
+
+    def model_fn(model_dir):
+        model = joblib.load(os.path.join(model_dir, "model.joblib"))
+        model.objects = [[] for _ in range(10**6)]
+        return model
+    """)
+    server = multi(start_server, root)
+    server.load("keep", root / "objects" / "model")
+    url = str(root / "plain" / "model")
+    clients = [httpx.Client(base_url=server.url, timeout=30) for _ in range(12)]
+    pool = ThreadPoolExecutor(len(clients))
+
+    def agreement() -> tuple:
+        listed = "racy" in [m["modelName"] for m in server.client.get("/models").json()["models"]]
+        described = server.client.get("/models/racy")
+        invoked = server.client.post("/models/racy/invoke", content=b"1,2,3,4", headers=CSV)
+        return listed, described.status_code, described.json().get("status"), invoked.status_code
+
+    agreeing = ((True, 200, "READY", 200), (False, 404, None, 404))
+    try:
+        disagreements = []
+        # 150 requests in bursts of 10, the state checked after each.
+        for burst in range(15):
+            def one(index: int, burst: int = burst) -> int:
+                client = clients[index % len(clients)]
+                if (index + burst) % 2:
+                    return client.delete("/models/racy").status_code
+                return client.post("/models", json={"model_name": "racy", "url": url}).status_code
+            statuses = list(pool.map(one, range(10)))
+            assert set(statuses) <= {200, 404, 409}, statuses
+            if (state := agreement()) not in agreeing:
+                disagreements.append((burst, state))
+        assert not disagreements
+        assert server.client.post("/models/keep/invoke", content=b"1,2,3,4", headers=CSV).status_code == 200
+    finally:
+        pool.shutdown()
+        for client in clients:
+            client.close()

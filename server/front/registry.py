@@ -8,6 +8,7 @@ import asyncio
 import base64
 import binascii
 import bisect
+import itertools
 import time
 import unicodedata
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from server.front.supervisor.process import WorkerProcess
 MAX_NAME_LENGTH = 256
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
+_COPIES = itertools.count(1)  # every ModelEntry's number, for the worker to tell copies of one name apart
 
 
 @dataclass
@@ -41,6 +43,7 @@ class ModelEntry:
     heat: Heat = field(default_factory=Heat)  # saturation of its replicas' workers (server.front.placement)
     last_invoked_at: float | None = None
     replica_loads: set[asyncio.Future[None]] = field(default_factory=set)  # loads of a replica under way
+    copy: int = field(default_factory=_COPIES.__next__)  # which load of its name this is: loads and unloads say so
 
     def describe(self) -> dict[str, Any]:
         return {

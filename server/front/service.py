@@ -170,7 +170,7 @@ class ModelService:
             self._forget(entry)  # before any await: no request may route to it now
             for worker in replicas:
                 self.pool.unassign(worker, entry.name)
-            await asyncio.gather(*(self._release(w, entry.name) for w in replicas), return_exceptions=True)
+            await asyncio.gather(*(self._release(w, entry) for w in replicas), return_exceptions=True)
             failure = err if isinstance(err, ServingError) else ServingError("the load was interrupted", 500)
             entry.failure = failure
             entry.ready.set()
@@ -223,7 +223,7 @@ class ModelService:
         except BaseException:
             self.pool.unassign(worker, entry.name)
             if header is not None:
-                await self._release(worker, entry.name)  # it loaded: give it back
+                await self._release(worker, entry)  # it loaded: give it back
             raise
         finally:
             entry.replica_loads.discard(loading)
@@ -243,11 +243,12 @@ class ModelService:
         timeout = self.settings.load_timeout_seconds
         try:
             async with asyncio.timeout(timeout):
-                async with worker.load_slots:
-                    header, _ = await worker.call({"op": Op.LOAD, "key": entry.name, "path": str(entry.path)})
+                async with worker.load_slots.hold():
+                    self._still_wanted(entry)  # unloaded while it waited for a slot
+                    header, _ = await worker.call({"op": Op.LOAD, "key": entry.name, "path": str(entry.path), "copy": entry.copy})
         except TimeoutError:
             if worker.alive:
-                self.background.start(worker.call({"op": Op.UNLOAD, "key": entry.name, "abandon_loads": True}), "abandon-load")
+                self.background.start(worker.call({"op": Op.UNLOAD, "key": entry.name, "copy": entry.copy, "abandon_loads": True}), "abandon-load")
             raise ServingError(
                 f"the model did not load within {timeout:g} s (MODEL_SERVER_LOAD_TIMEOUT_SECONDS); the load was abandoned",
                 504,
@@ -269,10 +270,11 @@ class ModelService:
             return ServingError(f"the model failed to load: it asked for more memory than can be had ({failure.message})", 500)
         return BadInput(f"the request needs more memory than can be had ({failure.message})")
 
-    async def _release(self, worker: WorkerProcess, name: str) -> None:
+    async def _release(self, worker: WorkerProcess, entry: ModelEntry) -> None:
+        """Give back ``entry``'s copy on ``worker``: only that copy, should the name have been loaded again since."""
         if worker.alive:
             try:
-                await worker.call({"op": Op.UNLOAD, "key": name})
+                await worker.call({"op": Op.UNLOAD, "key": entry.name, "copy": entry.copy})
             except WorkerDied:
                 pass  # its memory went with the worker
 
@@ -281,9 +283,8 @@ class ModelService:
         if entry is None:
             raise ModelNotLoaded()
         if entry.state == "loading" and not entry.loaded_at:
-            await entry.ready.wait()  # let the first load finish, then unload what it made
-            if self.registry.get(name) is not entry:
-                raise ModelNotLoaded()
+            self._abandon(entry)
+            return
         started = time.perf_counter()
         self._forget(entry)
         replicas, entry.replicas = entry.replicas, []
@@ -292,9 +293,22 @@ class ModelService:
         metrics.loaded_models.labels(entry.framework).dec()
         entry.ready.set()  # requests waiting on a reload: it is not coming
         # Replicas loading now (a reload after a crash) give themselves back when they finish.
-        await asyncio.gather(*(self._release(worker, name) for worker in replicas), *list(entry.replica_loads))
+        await asyncio.gather(*(self._release(worker, entry) for worker in replicas), *list(entry.replica_loads))
         metrics.unloading_time.observe(time.perf_counter() - started)
         log.info("unloaded %r in %.3fs", name, time.perf_counter() - started)
+
+    def _abandon(self, entry: ModelEntry) -> None:
+        """Unload a model whose first load is under way, at once: its name is free now, requests
+        waiting on it answer 404, and its workers are told to abandon the load, which answers its
+        LoadModel (404) and drops whatever it makes if it ever ends. A load's ``model_fn`` may never
+        return: waiting for it would hold the DELETE for the whole load timeout."""
+        self._forget(entry)
+        entry.ready.set()
+        for worker in self.pool.workers.values():
+            if worker.alive and worker.framework == entry.framework:  # the load's worker among them
+                self.background.start(worker.call({"op": Op.UNLOAD, "key": entry.name, "copy": entry.copy, "abandon_loads": True}),
+                                      f"abandon-{entry.name}")
+        log.info("unloaded %r while it loaded: its load is abandoned", entry.name)
 
     # ------------------------------------------------------------------ invoke
 
@@ -406,7 +420,7 @@ class ModelService:
         finally:
             entry.heat.cooled()
         if self.registry.get(entry.name) is not entry:  # unloaded meanwhile: take the replica back
-            await asyncio.gather(*(self._release(w, entry.name) for w in entry.replicas))
+            await asyncio.gather(*(self._release(w, entry) for w in entry.replicas))
 
     def _forget(self, entry: ModelEntry) -> None:
         """Take ``entry`` out of the registry, and its faults out of the ledger: a model loaded
@@ -448,7 +462,7 @@ class ModelService:
         replicas, entry.replicas = entry.replicas, []
         for other in replicas:
             self.pool.unassign(other, entry.name)
-            self.background.start(self._release(other, entry.name), f"quarantine-{entry.name}")
+            self.background.start(self._release(other, entry), f"quarantine-{entry.name}")
         entry.ready.set()
         metrics.quarantines.labels(entry.framework).inc()
         log.error("quarantined %r: running at %d deaths of its %s worker (blame %.1f)", entry.name, len(record.deaths),

@@ -40,11 +40,13 @@ class Request(TypedDict):
 class LoadRequest(Request):
     key: str  # the model's name
     path: str  # its directory
+    copy: NotRequired[int]  # which copy of the name this is (the front's, never reused): what unloads name
 
 
 class UnloadRequest(Request):
     key: str
-    abandon_loads: NotRequired[bool]  # the front gives up on loads of this name still running
+    copy: NotRequired[int]  # only this copy of the name: a later one, loaded since it was asked for, stays
+    abandon_loads: NotRequired[bool]  # the front gives up on loads of this name (this copy) still running
 
 
 class InvokeRequest(Request):

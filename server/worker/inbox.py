@@ -19,6 +19,12 @@ is done; while it works, one other thread watches and takes over the reading onl
 stalls, so quick requests cost no thread switch. ``done()`` ends a piece of work; the thread
 that calls it takes again (every worker thread does), and so starts what waited on that work,
 which is why a reader blocks until frames arrive rather than polling for the end of a group.
+
+Only serving threads wait on the inbox's condition: each ``notify`` wakes one waiter, and one
+that does nothing with it (the worker's main thread waiting for the close, as it once did)
+swallows the wake-up a watcher or a taker was owed, so that a quick request sat unread for the
+whole of a neighbour's slow call. The close has an event of its own, and a group gathering
+company passes on a wake-up it cannot use.
 """
 
 import select
@@ -129,6 +135,7 @@ class Inbox:
         self.ready = threading.Condition()
         self.reading = False  # a thread is reading the socket
         self.closed = False  # the front closed the socket or asked the worker to stop
+        self.stopped = threading.Event()  # set with closed, for the thread waiting on it (never the condition)
         self.running: dict[str, int] = {}  # model -> its groups under way
         self.gathering: set[str] = set()  # models whose group waits out max_delay_ms: new frames join it
         self.invoking: dict[Work, float] = {}  # invokes under way -> when each began
@@ -164,9 +171,7 @@ class Inbox:
 
     def wait_closed(self) -> None:
         """Block until the front has closed the socket or asked the worker to stop."""
-        with self.ready:
-            while not self.closed:
-                self.ready.wait()
+        self.stopped.wait()
 
     def done(self, work: Work) -> None:
         """Work from ``take`` has been answered: its model may start another group (the thread
@@ -204,8 +209,7 @@ class Inbox:
         for index, frame in enumerate(self.frames):
             header = frame[0]
             if header["op"] == Op.SHUTDOWN:
-                self.closed = True
-                self.ready.notify_all()
+                self._close()
                 return None
             settings = self._may_start(header)
             if settings is False:
@@ -268,6 +272,8 @@ class Inbox:
                     break
                 if self.reading:
                     self.ready.wait(left)
+                    if self._startable():  # woken for a frame of another model: wake a thread that can start it
+                        self.ready.notify()
                 else:
                     self._fill(left)
                 self._join(group, key, settings.max_batch_size)
@@ -286,7 +292,11 @@ class Inbox:
             self.ready.acquire()
             self.reading = False
         if frames is None:
-            self.closed = True
-            self.ready.notify_all()
+            self._close()
             return
         self.frames.extend(frames)  # this thread looks at them first; it wakes another if there is more
+
+    def _close(self) -> None:
+        self.closed = True
+        self.stopped.set()
+        self.ready.notify_all()

@@ -7,8 +7,13 @@ release the GIL in their kernels). The frames read and not yet started wait in a
 one batchable model as one group, and answers it; whoever reads a lone request runs it itself,
 with no hand-off to another thread. Each load runs on a thread of its own, so a slow
 (or never-ending) load holds up neither predictions nor other loads, and unloads have a thread
-of their own. A load the front has given up on (its timeout) is abandoned: if it ever finishes,
-its model is dropped.
+of their own. A load the front has given up on (its timeout, or an unload of the model while it
+loads) is abandoned: it is answered at once, and if it ever finishes, its model is dropped.
+
+Loads and unloads name the copy of the model they are about (``copy``, the front's number for
+one load of a name): loads run on threads of their own and unloads queue on theirs, so an unload
+of a name can run after the name was loaded again, and must then leave the new copy alone; a
+load of an earlier copy that ends after a later one was put in place is dropped.
 
 It never outlives the front: it exits when the socket closes, and the kernel kills it
 (``PR_SET_PDEATHSIG``) if the front dies while every thread is busy. It leads a process group
@@ -97,8 +102,11 @@ class Worker:
         self.write_lock = threading.Lock()
         self.models: dict[str, serving.ServedModel] = {}
         self.models_lock = threading.Lock()
-        self.loading: dict[str, set[int]] = {}  # name -> ids of its loads running
-        self.abandoned: set[int] = set()  # ids of loads the front gave up on
+        self.copies: dict[str, int | None] = {}  # name -> which copy of it models holds
+        self.loading: dict[int, tuple[str, int | None]] = {}  # id of a load running -> (name, copy)
+        self.answered: set[int] = set()  # ids of loads abandoned and answered: their own end says nothing
+        # Copies abandoned, also before their load began (the two frames cross on different threads).
+        self.abandoned: dict[int, None] = {}
         self.unloads = ThreadPoolExecutor(1, thread_name_prefix="unload")
         # op -> how to run it: on the reading thread itself, a thread of its own, the unload thread
         self.dispatch: dict[str, tuple[Runner, Callable[[Callable[[], None]], object] | None]] = {
@@ -140,13 +148,16 @@ class Worker:
     # -------------------------------------------------------------------- operations
 
     def load(self, header: LoadRequest, body: bytes) -> tuple[LoadReply, bytes]:
-        key = header["key"]
+        key, copy, load_id = header["key"], header.get("copy"), header["id"]
         before = rss()
         started = time.perf_counter()
         config = self.config
         with self.models_lock:
-            self.loading.setdefault(key, set()).add(header["id"])
-        slot = self.running.claim(header["id"])
+            if copy is not None and copy in self.abandoned:
+                raise Abandoned()
+            self.loading[load_id] = (key, copy)
+        slot = self.running.claim(load_id)
+        served: serving.ServedModel | None = None
         try:
             served = serving.load(
                 Path(header["path"]), config.framework, config.default_accept, config.program, Path(config.packages_root),
@@ -155,17 +166,25 @@ class Worker:
         finally:
             self.running.release(slot)
             with self.models_lock:
-                self.loading[key].discard(header["id"])
-                if not self.loading[key]:
-                    del self.loading[key]
-        with self.models_lock:
-            if header["id"] in self.abandoned:  # the front timed this load out: nobody wants it now
-                self.abandoned.discard(header["id"])
+                del self.loading[load_id]
+                answered = load_id in self.answered
+                self.answered.discard(load_id)
+                # A later copy of the name (the front numbers them in order) means this one was
+                # unloaded while it loaded, its abandonment still queued: the later copy stays.
+                held = self.copies.get(key) if key in self.models else None
+                stale = copy is not None and held is not None and held > copy
+                wanted = not answered and not stale and (copy is None or copy not in self.abandoned)
+                if served is not None and wanted:
+                    self.models[key] = served
+                    self.copies[key] = copy
+            if served is not None and not wanted:  # the front gave up on this load: nobody wants it now
                 log.warning("load of %s finished after the front gave up on it: dropped", key)
                 del served
                 _release_memory()
-                raise ServingError("the load finished after its timeout", 504)
-            self.models[key] = served
+            if answered:
+                raise Answered()  # the abandonment's answer was this load's, whatever it did
+        if not wanted:
+            raise Abandoned()
         reply: LoadReply = {
             "id": header["id"], "status": 200,
             "seconds": time.perf_counter() - started, "memory_bytes": max(0, rss() - before),
@@ -173,10 +192,23 @@ class Worker:
         return reply, b""
 
     def unload(self, header: UnloadRequest, body: bytes) -> tuple[UnloadReply, bytes]:
+        key, copy = header["key"], header.get("copy")
+        early: list[int] = []
         with self.models_lock:
-            if header.get("abandon_loads"):  # the front gave up on loads of this name still running
-                self.abandoned |= self.loading.get(header["key"], set())
-            served = self.models.pop(header["key"], None)
+            if header.get("abandon_loads"):  # the front gave up on loads of this name (copy) still running
+                if copy is not None:
+                    self.abandoned[copy] = None
+                    while len(self.abandoned) > ABANDONED_KEPT:
+                        del self.abandoned[next(iter(self.abandoned))]
+                early = [i for i, (name, of) in self.loading.items()
+                         if name == key and (copy is None or of == copy) and i not in self.answered]
+                self.answered.update(early)
+            served = None
+            if copy is None or self.copies.get(key) == copy:  # else a later copy took the name: it stays
+                served = self.models.pop(key, None)
+                self.copies.pop(key, None)
+        for load_id in early:  # answered now, so that the front's wait (and its load slot) ends
+            self.send(self.failure({"id": load_id, "op": Op.LOAD, "key": key}, Abandoned()))
         if served is not None:
             del served
             _release_memory()
@@ -222,6 +254,8 @@ class Worker:
         """Run one operation and send its answer; failures become a status, type and message."""
         try:
             reply, out = runner(header, body)
+        except Answered:
+            return
         except BaseException as err:  # noqa: BLE001 - every failure must reach the caller
             reply, out = self.failure(header, err), b""
         try:
@@ -303,6 +337,20 @@ def main() -> None:
     worker.serve()
     # Leave without waiting for stuck threads: the front has gone or asked us to stop.
     os._exit(0)
+
+
+class Answered(Exception):
+    """The operation's answer has been sent already (an abandoned load's, at its abandonment)."""
+
+
+class Abandoned(ModelNotLoaded):
+    """The front gave up on this load: the model was unloaded, or its load timed out, while it loaded."""
+
+    def __init__(self) -> None:
+        super().__init__("the load was abandoned: the model was unloaded, or its load timed out, while it loaded")
+
+
+ABANDONED_KEPT = 10_000  # copies abandoned that are remembered (a load may still be on its way)
 
 
 def _own_thread(run: Callable[[], None]) -> None:

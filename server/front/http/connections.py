@@ -8,7 +8,10 @@ unanswered. This subclass of it adds what is missing, and nothing else:
 - a fresh connection gets the keep-alive timeout too (uvicorn arms it only after a response);
 - a request's headers must arrive within ``HEADER_TIMEOUT_SECONDS`` of its first byte (408)
   and stay under ``MAX_HEADER_BYTES`` (431); its body within the body timeout (the connection
-  is closed: the handler reading it sees the client gone);
+  is closed: the handler reading it sees the client gone). The clock starts at the first byte a
+  waiting connection receives, not when the parser begins a request: the parser skips the empty
+  lines a client may send before one, and uvicorn stops the keep-alive timer at any byte, so a
+  connection sending only those was held for ever;
 - when the process nears its file-descriptor limit, the connection that has waited on its
   client longest is closed to make room, so that a new one (``/ping``) is always accepted.
   Connections whose request is being answered are never closed that way.
@@ -75,6 +78,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self.header_bytes: int | None = None  # None: not reading a request's headers
         self.read_size = 0  # bytes of the latest read
         self.discarding = False  # answered and closing: what comes in is dropped
+        self.awaiting = True  # waiting for a request: its first byte starts the header clock
 
     # ------------------------------------------------------------ the connection
 
@@ -121,6 +125,9 @@ class GuardedProtocol(HttpToolsProtocol):
         if self.discarding:
             return
         self.read_size = len(data)
+        if self.awaiting and data:
+            self.awaiting = False
+            self.start_header_timer()
         if self.header_bytes is not None:
             self.header_bytes += len(data)
             if self.header_bytes > MAX_HEADER_BYTES:
@@ -136,7 +143,9 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self.header_bytes = 0
         self.waiting.setdefault(self, None)
-        self.start_timer(HEADER_TIMEOUT_SECONDS, 408, f"request headers took over {HEADER_TIMEOUT_SECONDS:g} s")
+        self.awaiting = False
+        if self.read_timer is None:  # else the clock runs from this request's first byte already
+            self.start_header_timer()
 
     def on_headers_complete(self) -> None:
         self.header_bytes = None
@@ -168,11 +177,15 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_response_complete()
         if not self.transport.is_closing():
             self.waiting[self] = None  # idle again, until the keep-alive timeout
+            self.awaiting = self.read_timer is None  # unless a pipelined request is on its way in
 
     def send_400_response(self, msg: str) -> None:
         self.refuse(400, "malformed HTTP request")
 
     # ------------------------------------------------------------ timers
+
+    def start_header_timer(self) -> None:
+        self.start_timer(HEADER_TIMEOUT_SECONDS, 408, f"request headers took over {HEADER_TIMEOUT_SECONDS:g} s")
 
     def start_timer(self, seconds: float, status: int | None, message: str) -> None:
         self.stop_timer()

@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from server.front.ledger import Death, Work
+from server.front.supervisor.load_slots import LoadSlots
 from server.shared import running
 from server.shared.paths import PROJECT_ROOT
 from server.shared.protocol import HELLO_ID, PREFIX, SHUTDOWN_ID, Op, WorkerConfig, pack, parse_header, unpack_prefix
@@ -49,7 +50,7 @@ def describe_returncode(code: int | None) -> str:
 
 class WorkerProcess:
     def __init__(self, config: WorkerConfig, slot: int, env: dict[str, str]):
-        self.load_slots = asyncio.Semaphore(config.load_threads)  # loads at once; a timed-out one frees its slot
+        self.load_slots = LoadSlots(config.load_threads)  # loads started at once (a slow one frees its slot)
         self.framework = config.framework
         self.slot = slot
         self.name = config.name

@@ -148,3 +148,39 @@ def test_shutdown_or_a_closed_socket_stops_every_thread(pair):
         thread.join(5.0)
     assert not any(thread.is_alive() for thread in waiting)
     assert inbox.take() is None
+
+
+def test_a_quick_request_is_read_while_a_neighbours_slow_call_runs_beside_the_main_threads_wait(pair):
+    """As in the worker: its main thread blocks in ``wait_closed`` beside the serving threads. The
+    thread that reads a slow invoke runs it and asks one other thread to watch; a quick request
+    sent meanwhile must be read and answered when that invoke stalls, not when it ends, however
+    the waiting threads happen to be queued on the inbox's lock."""
+    front, worker = pair
+    inbox = inbox_for(worker)
+    answered: dict[int, float] = {}
+
+    def serve() -> None:  # Worker.serve's take_turns, with "slow" taking 2 s and the rest nothing
+        while (work := inbox.take()) is not None:
+            for header, _ in work.frames:
+                if header["key"] == "slow":
+                    time.sleep(2.0)
+                answered[header["id"]] = time.monotonic()
+            inbox.done(work)
+
+    closing = threading.Thread(target=inbox.wait_closed, daemon=True)
+    closing.start()  # the main thread waits first, as it can after the serving threads' first turns
+    time.sleep(0.05)
+    for _ in range(3):
+        threading.Thread(target=serve, daemon=True).start()
+    time.sleep(0.1)
+    send(front, invoke(1, key="slow"))
+    time.sleep(0.1)
+    sent = time.monotonic()
+    send(front, invoke(2, key="quick"))
+    deadline = sent + 3.0
+    while 2 not in answered and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert 2 in answered and answered[2] - sent < 0.5, "the quick request waited for the slow one"
+    send(front, ({"op": Op.SHUTDOWN, "id": -1}, b""))
+    closing.join(5.0)
+    assert not closing.is_alive()

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from local import metrics
+from local import iam, metrics
 from local.arns import ACCOUNT
 from local.control_plane import ControlPlane
 from local.endpoint import Endpoint
@@ -58,7 +58,19 @@ def build_app(control: ControlPlane, backend_url: str, on_shutdown: Callable[[],
             return Response(metrics.render(), media_type="text/plain; version=0.0.4")
         if service is None and request.method == "GET" and request.url.path.startswith("/_local/endpoints/"):
             return instances(request.url.path.rsplit("/", 1)[1])
+        if service == "iam" and request.method == "POST":
+            return await identity(request)
         return await forward(request, backend_url, proxy_client)
+
+    async def identity(request: Request) -> Response:
+        """Execution roles are not checked here (local/iam.py): the SDK's own checks of one pass."""
+        params = iam.form(await request.body())
+        if params.get("Action") == "SimulatePrincipalPolicy":
+            return iam.simulate_principal_policy(params)
+        answer = await forward(request, backend_url, proxy_client)
+        if params.get("Action") == "GetRole" and answer.status_code == 404 and b"NoSuchEntity" in answer.body:
+            return iam.assumed_role(params.get("RoleName", ""))
+        return answer
 
     async def control_plane(request: Request, operation: str) -> Response:
         try:
@@ -108,7 +120,11 @@ def build_app(control: ControlPlane, backend_url: str, on_shutdown: Callable[[],
         out = {"x-Amzn-Invoked-Production-Variant": answer.variant}
         if answer.custom_attributes:
             out["X-Amzn-SageMaker-Custom-Attributes"] = answer.custom_attributes
-        return Response(answer.body, 200, headers=out, media_type=answer.content_type)
+        if answer.content_type:
+            # The container's type as it sent it: as media_type, Starlette would add "; charset=utf-8"
+            # to text/*, and the SDK's PandasDeserializer refuses "text/csv; charset=utf-8".
+            out["Content-Type"] = answer.content_type
+        return Response(answer.body, 200, headers=out)
 
     async def invoke_async(endpoint: Endpoint, headers: Headers) -> Response:
         if endpoint.queue is None:

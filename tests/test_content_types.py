@@ -47,6 +47,25 @@ def test_each_type_in(server, expected, content_type):
     assert response.json() == expected
 
 
+@pytest.mark.parametrize("layout", ["csr", "csc", "coo"])
+def test_scipy_sparse_npz_is_one_matrix(server, expected, layout):
+    """scipy.sparse.save_npz (the SageMaker SDK's SparseMatrixSerializer) is one matrix, not named arrays."""
+    import scipy.sparse
+
+    body = io.BytesIO()
+    scipy.sparse.save_npz(body, scipy.sparse.csr_matrix(batch()).asformat(layout), compressed=layout == "csc")
+    response = server.client.post("/invocations", content=body.getvalue(), headers={"Content-Type": "application/x-npz"})
+    assert response.status_code == 200, response.text
+    assert response.json() == expected
+
+
+def test_inconsistent_sparse_npz_is_a_400(server):
+    body = npz(format=np.array(b"csr"), shape=np.array([2, 4]), data=np.array([1.0]), indices=np.array([9]), indptr=np.array([0, 1, 1]))
+    response = server.client.post("/invocations", content=body, headers={"Content-Type": "application/x-npz"})
+    assert response.status_code == 400
+    assert response.json()["message"] == "sparse NPZ body (csr) is inconsistent: indices must be < 4"
+
+
 @pytest.mark.parametrize(
     "accept, media, parse",
     [

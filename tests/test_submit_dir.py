@@ -198,6 +198,20 @@ def test_local_mode_directory_or_archive(start_server, sources, models, tmp_path
     assert server.client.post("/invocations", content=csv(rows), headers=CSV).json() == (labels + 107).tolist()
 
 
+def test_platform_model_path_is_the_model_dir(start_server, sources, models, tmp_path):
+    """What a model the SDK repacked gets (PyTorchModel): its code in code/ and
+    SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code, with the model unpacked somewhere else here."""
+    model = tmp_path / "repacked"
+    sklearn_model(model)
+    (model / "code").mkdir()
+    for name, content in sources.items():
+        (model / "code" / name).write_text(content)
+    server = start_server(MODEL_SERVER_MODEL_DIR=model, SAGEMAKER_SUBMIT_DIRECTORY="/opt/ml/model/code", SAGEMAKER_PROGRAM="serve.py",
+                          MODEL_SERVER_PACKAGES_DIR=tmp_path / "packages")
+    rows, labels = rows_and_labels()
+    assert server.client.post("/invocations", content=csv(rows), headers=CSV).json() == (labels + 107).tolist()
+
+
 # ------------------------------------------------------------------ failures
 
 

@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from handlers.codecs import libsvm
 from handlers.codecs.limits import claim, decoded_limit
 from handlers.describe import short
 from handlers.errors import BadInput
@@ -124,7 +125,7 @@ def _read_member(stream: Any, size: int, budget: int, what: str) -> np.ndarray:
     return _shaped(flat, shape, fortran, what)
 
 
-def decode_npz(body: bytes) -> np.ndarray | dict[str, np.ndarray]:
+def decode_npz(body: bytes) -> Any:
     if body.startswith(b"\x93NUMPY"):
         raise BadInput("NPZ body holds a single NPY array; send it as application/x-npy")
     if not body.startswith(b"PK"):
@@ -157,5 +158,41 @@ def decode_npz(body: bytes) -> np.ndarray | dict[str, np.ndarray]:
         raise BadInput("NPZ body holds no arrays")
     if len(arrays) == 1:
         return next(iter(arrays.values()))
+    if set(arrays) in (_SCIPY_COMPRESSED, _SCIPY_COO):
+        return _scipy_sparse(arrays)
     return arrays
+
+
+# What scipy.sparse.save_npz writes (the SageMaker SDK's SparseMatrixSerializer, and what the AWS
+# containers' decoder reads back with scipy.sparse.load_npz): a sparse matrix, not named arrays.
+_SCIPY_COMPRESSED = {"format", "shape", "data", "indices", "indptr"}
+_SCIPY_COO = {"format", "shape", "data", "row", "col"}
+
+
+def _scipy_sparse(arrays: dict[str, np.ndarray]) -> Any:
+    """The matrix of a ``scipy.sparse.save_npz`` body as CSR; 400 naming what is inconsistent, 413
+    when its dense extent (what a dense model is given) passes the decoded cap."""
+    import scipy.sparse
+
+    kind = arrays["format"].item()
+    kind = kind.decode("ascii", "replace") if isinstance(kind, bytes) else str(kind)
+    shape = arrays["shape"]
+    if shape.shape != (2,) or shape.dtype.kind not in "iu" or bool(np.any(shape < 0)):
+        raise BadInput("sparse NPZ body's 'shape' is not two whole numbers >= 0")
+    rows, columns = (int(v) for v in shape)
+    if columns > libsvm.MAX_INDEX + 1:
+        raise BadInput(f"sparse NPZ body declares {columns} columns, over {libsvm.MAX_INDEX + 1}")
+    _claim(_extent((rows, columns)), arrays["data"].dtype, decoded_limit(), "sparse NPZ body")
+    makers = {"csr": scipy.sparse.csr_matrix, "csc": scipy.sparse.csc_matrix}
+    try:
+        if kind == "coo" and "row" in arrays:
+            matrix = scipy.sparse.coo_matrix((arrays["data"], (arrays["row"], arrays["col"])), shape=(rows, columns))
+        elif kind in makers and "indptr" in arrays:
+            matrix = makers[kind]((arrays["data"], arrays["indices"], arrays["indptr"]), shape=(rows, columns))
+            matrix.check_format(full_check=True)
+        else:
+            raise BadInput(f"sparse NPZ body's format {kind[:20]!r} is not csr, csc or coo")
+        return matrix.tocsr()
+    except (ValueError, TypeError, IndexError) as err:
+        raise BadInput(f"sparse NPZ body ({kind}) is inconsistent: {short(err)}") from None
 

@@ -50,7 +50,8 @@ def prepare(settings: Settings) -> Settings:
     if not url:
         return settings
     try:
-        local = fetch(url, settings.packages_root / "sourcedir", settings.aws_region, settings.s3_endpoint_url)
+        where = on_model_dir(url, settings.model_dir)
+        local = fetch(where, settings.packages_root / "sourcedir", settings.aws_region, settings.s3_endpoint_url)
         if not (local / settings.program).is_file():
             raise FetchError(f"holds no {settings.program} (SAGEMAKER_PROGRAM)")
     except FetchError as err:
@@ -61,6 +62,22 @@ def prepare(settings: Settings) -> Settings:
         return dataclasses.replace(settings, submit_error=(err.status, message))
     log.info("%s=%s: serving models without code/ with %s from %s", VARIABLE, url, settings.program, local)
     return dataclasses.replace(settings, submit_dir=local)
+
+
+PLATFORM_MODEL_DIR = PurePosixPath("/opt/ml/model")
+
+
+def on_model_dir(url: str, model_dir: Path) -> str:
+    """``url`` with the platform's model mount read as this server's model directory.
+
+    A model the SDK repacked (``PyTorchModel``, or any with network isolation) carries its code in
+    ``code/`` and gets ``SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code``: the platform's path for
+    "inside the model", wherever MODEL_SERVER_MODEL_DIR has put the model (a local endpoint's
+    instance directory, say)."""
+    path = PurePosixPath(url.removeprefix("file://"))
+    if "://" in url.removeprefix("file://") or not path.is_relative_to(PLATFORM_MODEL_DIR):
+        return url
+    return str(model_dir / path.relative_to(PLATFORM_MODEL_DIR))
 
 
 def shared_code(settings: Settings, model_dir: Path) -> Path | None:

@@ -113,6 +113,7 @@ def test_a_poison_model_is_quarantined_and_its_neighbours_keep_serving(start_ser
     """)
     server = multi(start_server, root)
     server.load("plain", root / "plain" / "model")
+    descriptors = psutil.Process(server.pid).num_fds()
     server.load("poison", root / "poison" / "model")
     for _ in range(2):
         assert server.client.post("/models/poison/invoke", content=b"1,2,3,4", headers=CSV).status_code == 503
@@ -124,6 +125,8 @@ def test_a_poison_model_is_quarantined_and_its_neighbours_keep_serving(start_ser
     for _ in range(3):
         assert server.client.post("/models/poison/invoke", content=b"1,2,3,4", headers=CSV).status_code == 500
     assert server.client.get("/models/plain").json()["workerPid"] == pid  # no more restarts
+    # The two dead workers' sockets and running tables are closed, though the ledger remembers them.
+    assert psutil.Process(server.pid).num_fds() <= descriptors
     assert 'model_quarantines_total{framework="sklearn"} 1.0' in server.client.get("/metrics").text
     assert "quarantined 'poison'" in server.log() and "while working on 'poison'" in server.log()
     # Unloaded and loaded again, it gets a fresh start.

@@ -148,7 +148,13 @@ class WorkerProcess:
             except (ProcessLookupError, PermissionError):
                 pass
         # Only what its threads were running: a model with requests merely waiting is innocent.
-        self.death = Death.of(self.death.slot, self.in_flight, running.running_ids(self.running))
+        started = running.running_ids(self.running) if not self.running.closed else set()
+        self.death = Death.of(self.death.slot, self.in_flight, started)
+        # Its socket and its running table (an mmap holds a descriptor of its own) go now, not when
+        # the last reference to this object does: the ledger and the service keep dead workers a while.
+        self.running.close()
+        if self.writer is not None:
+            self.writer.transport.abort()
         pending, self.pending = self.pending, {}
         for request_id, future in pending.items():
             if not future.done():

@@ -134,3 +134,21 @@ def test_a_load_waiting_on_a_worker_in_backoff_answers_503_at_once(start_server,
     while worker_pid(server, "plain") in (None, pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     server.load("late", root / "late" / "model")
+
+
+def test_a_request_sent_to_a_frozen_worker_goes_to_its_successor(start_server, root):
+    """The worker answers nothing (stopped outright, as when native code holds the GIL): the
+    request's time runs out before the ping's does, in the inbox; the ping then kills the worker,
+    and the request, which never started, is answered by the new one rather than with a 504."""
+    server = start_server(
+        SAGEMAKER_MULTI_MODEL="true", MODEL_SERVER_MODELS_ROOT=root, SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS="4",
+        MODEL_SERVER_MAX_WORKERS="1",
+    )
+    server.load("plain", root / "plain" / "model")
+    pid = worker_pid(server, "plain")
+    os.kill(pid, signal.SIGSTOP)
+    answer = server.client.post("/models/plain/invoke", content=b"1,2,3,4", headers=CSV)
+    assert answer.status_code == 200, answer.text
+    assert worker_pid(server, "plain") not in (pid, None)
+    log = server.log()
+    assert "answered nothing" in log and "never started: sending it again" in log

@@ -306,8 +306,8 @@ class ModelService:
         A request that was only waiting in a worker's inbox when the worker died (its model was
         not running there) is sent again once the model is reloaded: it never started, so the
         client need not see the crash of a neighbour. So is one whose time ran out while it waited
-        in the inbox of a worker being replaced for its hung threads, once, with a timeout afresh:
-        it never started, and its successor has free threads."""
+        in the inbox of a worker on its way out (replaced for its hung threads, or killed for not
+        answering its ping), once, with a timeout afresh: it never started."""
         entry = self.registry.get(name)
         if entry is None:
             metrics.cache_misses.inc()
@@ -337,10 +337,10 @@ class ModelService:
                     log.info("a request to %r waited in %s when it died: sending it again after the reload", name, worker.name)
                     await self._until_reloaded(entry, worker, since)
                 except CallTimedOut as late:
-                    if late.started or since != started or not self.pool.renewals.replacing(worker):
+                    if late.started or since != started or not await self.pool.renewals.going(worker):
                         raise
-                    log.info("a request to %r waited in %s, whose threads hang, and never started: sending it again", name,
-                             worker.name)
+                    log.info("a request to %r waited in %s, which is being replaced, and never started: sending it again",
+                             name, worker.name)
                     since = time.perf_counter()
                     await self._until_reloaded(entry, worker, since)
             status = reply["status"]

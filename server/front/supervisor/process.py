@@ -76,6 +76,7 @@ class WorkerProcess:
         self.in_flight: dict[int, Work] = {}  # id -> what it is, of loads and invokes not answered
         self.timed_out: set[int] = set()  # ids of invokes whose caller gave up, until answered
         self.on_timeout: Callable[[WorkerProcess], None] | None = None  # told of each (the pool's renewals)
+        self.ping: asyncio.Future[Frame] | None = None  # the answer to its latest ping (the pool's liveness)
         self.death = Death((self.framework, slot))  # what it was running when it died (nothing until then)
         self.running = mmap.mmap(-1, running.SLOT.size)  # what its threads run (server.shared.running); made at start
         self.tasks: set[asyncio.Task[None]] = set()  # its reader and exit watcher, held until they end
@@ -182,6 +183,15 @@ class WorkerProcess:
         """Threads running calls whose callers still wait for the answer."""
         return len(self.pending.keys() & running.running_ids(self.running)) if self.pending else 0
 
+    async def answers_ping(self) -> bool:
+        """Whether it answers its latest ping, waiting for that answer if it is due (at most the
+        ping's timeout): False when it does not, and is killed for it."""
+        ping = self.ping
+        if ping is None:
+            return self.alive
+        await asyncio.wait({ping})
+        return not ping.cancelled() and ping.exception() is None
+
     @property
     def outstanding(self) -> int:
         """Calls waiting for its answer."""
@@ -199,6 +209,8 @@ class WorkerProcess:
         future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
         self.pending[request_id] = future
         self.unanswered.add(request_id)
+        if header["op"] == Op.PING:
+            self.ping = future
         if "key" in header and header["op"] != Op.UNLOAD:
             self.in_flight[request_id] = Work(header["key"], header["op"] == Op.LOAD)
         try:

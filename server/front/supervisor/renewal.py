@@ -51,6 +51,14 @@ class Renewals:
         started are sent again to its successor)."""
         return worker in self.underway
 
+    async def going(self, worker: WorkerProcess) -> bool:
+        """Whether ``worker``, in whose inbox a request's time ran out before it started, is on its
+        way out: being replaced, or not answering its ping either (it is killed for that, a death).
+        Then the request never had a thread, and is sent to the successor like those that only
+        waited at a death. Waits for the ping due, at most its timeout; False when it answers
+        (the worker was only busy: the 504 stands)."""
+        return self.replacing(worker) or not await worker.answers_ping() or self.replacing(worker)
+
     def pids(self) -> list[int]:
         return [w.pid for w in self.underway if w.alive and w.pid]
 

@@ -6,7 +6,6 @@ tests/test_worker_hardening.py happen in a fixed order."""
 
 import asyncio
 import itertools
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -81,7 +80,11 @@ class StandInPool:
         self.workers: dict[int, StandInWorker] = {}
         self.forgiven: list[tuple[str, int]] = []
         self.replacing: set[StandInWorker] = set()  # workers whose renewal is under way
-        self.renewals = SimpleNamespace(replacing=lambda worker: worker in self.replacing)
+        self.renewals = self
+
+    async def going(self, worker: StandInWorker) -> bool:
+        """The renewals' word: whether the worker is on its way out (here: being replaced)."""
+        return worker in self.replacing
 
     def slots_of(self, framework: str) -> Slots[StandInWorker]:
         return Slots(self.count, dict(self.workers), set(self.workers))

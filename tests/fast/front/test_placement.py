@@ -2,11 +2,13 @@
 and slot choice, over plain objects standing for workers; and the pool's view it reads. The
 real-server counterparts are in tests/test_replicas.py and tests/test_faults.py."""
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
 import pytest
 
+from handlers.errors import Unavailable
 from server.config import Settings
 from server.front.placement import (
     REPLICATE_AFTER_SECONDS,
@@ -165,3 +167,23 @@ def test_the_pools_view_of_a_frameworks_slots():
     pool.backoffs = {("sklearn", 2): Backoff(), ("sklearn", 1): Backoff()}
     pool.backoffs[("sklearn", 2)].until = time.monotonic() + 10  # waiting out a restart backoff
     assert set(pool.slots_of("sklearn").restarting) == {2}
+
+
+def test_a_load_on_a_slot_in_a_long_backoff_is_refused_at_once_and_waits_out_a_short_one():
+    """The pool's side of test_a_load_waiting_on_a_worker_in_backoff_answers_503_at_once."""
+    async def scenario():
+        pool = WorkerPool(Settings.from_env({"MODEL_SERVER_MAX_WORKERS": "1"}), listener=None)
+        restarted = Worker(0)
+        restart = asyncio.get_running_loop().create_future()
+        pool.slots[("sklearn", 0)] = restart
+        pool.backoffs[("sklearn", 0)] = backoff = Backoff()
+        backoff.until = time.monotonic() + 7.5
+        started = time.monotonic()
+        with pytest.raises(Unavailable, match="restarting after repeated crashes; retry in 8 s") as refused:
+            await pool.worker("sklearn", 0)
+        assert refused.value.status == 503 and refused.value.retry_after == 8 and time.monotonic() - started < 0.05
+        backoff.until = time.monotonic() + 0.2  # within patience: the load waits for the restart
+        asyncio.get_running_loop().call_later(0.3, restart.set_result, restarted)
+        assert await pool.worker("sklearn", 0) is restarted
+
+    asyncio.run(scenario())

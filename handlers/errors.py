@@ -32,6 +32,7 @@ class ServingError(Exception):
 
     status = 500
     type: str | None = None  # None: the status's name in TYPES
+    retry_after: int | None = None  # seconds, sent as a Retry-After header when set
 
     def __init__(self, message: str, status: int | None = None, type: str | None = None):
         super().__init__(message)
@@ -101,6 +102,16 @@ class InsufficientMemory(ServingError):
     """The memory budget says no: the platform unloads least-recently-used models and retries."""
 
     status = 507
+
+
+class Unavailable(ServingError):
+    """Not now, but soon: a 503 that says when to try again (a Retry-After header)."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ModelLoadError(ServingError):

@@ -22,6 +22,9 @@ and no processes, so that every case can be tested in-process (``tests/fast/fron
   was running is not retried.
 - After a death, models blamed within the window are reloaded last, so that one which kills the
   new worker again cuts no neighbour's reload short.
+- A hung thread is no death, but it is a fault: a request past the invocation timeout whose
+  thread is still running it has lost that thread. A worker that has lost half its threads
+  (``replace_for_hung_threads``) is replaced gracefully (``server.front.supervisor.renewal``).
 """
 
 import time
@@ -32,6 +35,7 @@ from typing import NamedTuple, TypeVar
 QUARANTINE_DEATHS = 2  # strikes (shares of deaths of its worker) that quarantine a model...
 QUARANTINE_WINDOW_SECONDS = 600.0  # ...within this long
 INTERRUPTED_LOADS = 4  # loads of a model cut short by deaths beside others, within the window, that are retried
+HUNG_SHARE = 0.5  # a worker that has lost this share of its serving threads to hung requests is replaced
 EPSILON = 1e-9  # shares are fractions: three thirds make a whole strike
 
 Slot = tuple[str, int]  # (framework, slot index): a worker's place, which outlives each of its processes
@@ -181,3 +185,10 @@ class FaultLedger:
         self.records.pop(model, None)
         self.quarantine.discard(model)
 
+
+def replace_for_hung_threads(lost: int, threads: int) -> bool:
+    """Whether a worker with ``lost`` of its ``threads`` serving threads stuck in requests past the
+    timeout is due a replacement: at half of them (one of one, two of three or four). Before
+    then the rest serve on; the ping kills a worker only once all of them are stuck, and then as
+    a death, which fails its other requests, so a graceful replacement at half comes first."""
+    return lost > 0 and lost >= threads * HUNG_SHARE

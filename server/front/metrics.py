@@ -35,6 +35,10 @@ invocation_batch_size = Histogram(
 )
 worker_restarts = Counter("worker_restarts_total", "Worker processes that died and were restarted", ["framework"], registry=REGISTRY)
 worker_hangs = Counter("worker_hangs_total", "Workers killed for answering nothing after a timeout", ["framework"], registry=REGISTRY)
+worker_replacements = Counter(
+    "worker_replacements_total", "Workers replaced gracefully while alive (a new one took their models first)",
+    ["framework", "reason"], registry=REGISTRY,
+)
 quarantines = Counter(
     "model_quarantines_total", "Models quarantined for being in flight at repeated worker deaths", ["framework"], registry=REGISTRY
 )

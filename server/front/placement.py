@@ -8,15 +8,18 @@ it has outstanding, which models it holds), so they are tested with plain object
 - a request goes to the replica whose worker has the fewest outstanding requests (the platform's
   LEAST_OUTSTANDING_REQUESTS, inside the container);
 - a new model goes to the started worker holding the fewest models (slot 0 if none is started):
-  density first, since each worker costs its framework's import;
+  density first, since each worker costs its framework's import; a slot whose worker is waiting
+  out a restart backoff is passed over for another started slot, else for a free one, and
+  chosen only when there is neither (its LoadModel then answers 503 at once, ``restart_wait``);
 - a model whose every replica's worker stays saturated (``replicate_at`` outstanding) for
   REPLICATE_AFTER_SECONDS gets another replica on a spare slot: the least busy started worker
   not holding it, else the first slot not started yet.
 """
 
+import math
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 REPLICATE_AFTER_SECONDS = 0.5  # how long a model's workers stay saturated before it gets another replica
@@ -63,14 +66,28 @@ class Slots(Generic[W]):
     count: int  # slots the framework may use
     workers: Mapping[int, W]  # slot -> the worker started there (alive, or just dead and being replaced)
     claimed: Collection[int]  # slots with a worker started or starting
+    restarting: Mapping[int, float] = field(default_factory=dict)  # slot -> seconds its restart backoff has left
 
 
 def slot_for_new_model(slots: Slots[W]) -> int:
-    """The started slot whose worker holds the fewest models; slot 0 if none is started."""
-    started = [s for s in range(slots.count) if s in slots.workers]
-    if not started:
-        return 0
-    return min(started, key=lambda s: len(slots.workers[s].models))
+    """The started slot whose worker holds the fewest models; slot 0 if none is started. Slots
+    waiting out a restart backoff come last: another started slot, else the first free one, else
+    the one whose backoff ends first."""
+    started = [s for s in range(slots.count) if s in slots.workers and s not in slots.restarting]
+    if started:
+        return min(started, key=lambda s: len(slots.workers[s].models))
+    free = [s for s in range(slots.count) if s not in slots.claimed and s not in slots.restarting]
+    if free or not slots.restarting:
+        return free[0] if free else 0
+    return min(slots.restarting, key=lambda s: slots.restarting[s])
+
+
+def restart_wait(left: float, patience: float) -> int | None:
+    """Seconds a LoadModel is told to wait (Retry-After) for a worker whose restart backoff has
+    ``left`` seconds to go; None when that is within ``patience`` and the load may wait it out."""
+    if left <= patience:
+        return None
+    return max(1, math.ceil(left))
 
 
 def spare_slot(slots: Slots[W], taken: Collection[int]) -> int | None:

@@ -26,7 +26,7 @@ from server.front.budget import MemoryBudget, directory_bytes
 from server.front.ledger import FaultLedger
 from server.front.registry import ModelEntry, Registry, check_name
 from server.front.supervisor.pool import WorkerPool
-from server.front.supervisor.process import WorkerDied, WorkerProcess
+from server.front.supervisor.process import CallTimedOut, WorkerDied, WorkerProcess
 from server.shared.protocol import Op
 from server.shared.rss import tree_rss
 
@@ -317,7 +317,9 @@ class ModelService:
 
         A request that was only waiting in a worker's inbox when the worker died (its model was
         not running there) is sent again once the model is reloaded: it never started, so the
-        client need not see the crash of a neighbour."""
+        client need not see the crash of a neighbour. So is one whose time ran out while it waited
+        in the inbox of a worker on its way out (replaced for its hung threads, or killed for not
+        answering its ping), once, with a timeout afresh: it never started."""
         entry = self.registry.get(name)
         if entry is None:
             metrics.cache_misses.inc()
@@ -326,6 +328,7 @@ class ModelService:
         started = time.perf_counter()
         header = {"op": Op.INVOKE, "key": name, "headers": headers}
         status = 500
+        since = started  # what the request's timeout counts from
         try:
             if entry.state == "ready":
                 metrics.cache_hits.inc()
@@ -338,13 +341,20 @@ class ModelService:
             while True:
                 worker = self._route(entry)
                 try:
-                    reply, out = await worker.call(header, body, timeout=self._left(started))
+                    reply, out = await worker.call(header, body, timeout=self._left(since))
                     break
                 except WorkerDied as died:
                     if died.started:
                         raise
                     log.info("a request to %r waited in %s when it died: sending it again after the reload", name, worker.name)
-                    await self._until_reloaded(entry, worker, started)
+                    await self._until_reloaded(entry, worker, since)
+                except CallTimedOut as late:
+                    if late.started or since != started or not await self.pool.renewals.going(worker):
+                        raise
+                    log.info("a request to %r waited in %s, which is being replaced, and never started: sending it again",
+                             name, worker.name)
+                    since = time.perf_counter()
+                    await self._until_reloaded(entry, worker, since)
             status = reply["status"]
             if "batch" in reply:
                 metrics.invocation_batch_size.labels(entry.framework).observe(reply["batch"])
@@ -468,6 +478,33 @@ class ModelService:
         log.error("quarantined %r: running at %d deaths of its %s worker (blame %.1f)", entry.name, len(record.deaths),
                   entry.framework, record.blame)
 
+    async def worker_renewing(self, old: WorkerProcess, worker: WorkerProcess) -> None:
+        """``old``'s threads hang and ``worker`` replaces it: load each of its models on ``worker``,
+        then route their requests there (suspects last, as after a death). One that cannot be
+        loaded there now (the memory budget, say) stays on ``old`` until it is stopped, then is
+        reloaded as after a death."""
+        framework = handlers.get(worker.framework)
+
+        async def move(entry: ModelEntry) -> None:
+            if self.registry.get(entry.name) is not entry or old not in entry.replicas or entry.name in worker.models:
+                return
+            try:
+                await self._add_replica(entry, framework, worker.slot)
+            except ServingError as err:
+                log.warning("could not move %r off %s (%d): %s; it reloads once that worker is stopped",
+                            entry.name, old.name, err.status, err.message)
+                return
+            if old in entry.replicas:
+                entry.replicas.remove(old)
+            self.pool.unassign(old, entry.name)
+
+        held = [entry for entry in self.registry.entries() if old in entry.replicas]
+        first, suspects = self.ledger.reload_order(held, lambda entry: entry.name)
+        await asyncio.gather(*(move(entry) for entry in first))
+        await asyncio.gather(*(move(entry) for entry in suspects))
+        log.info("moved %d of %d model(s) off %s to its replacement", sum(old not in e.replicas for e in held), len(held),
+                 old.name)
+
     def worker_replaced(self, dead: WorkerProcess, worker: WorkerProcess) -> None:
         orphans = self.lost.pop(dead, [])
         self.background.start(self._reload(worker, orphans), f"reload-{worker.name}")
@@ -476,8 +513,8 @@ class ModelService:
         framework = handlers.get(worker.framework)
 
         async def reload(entry: ModelEntry) -> None:
-            if self.registry.get(entry.name) is not entry or entry.state == "quarantined":
-                return
+            if self.registry.get(entry.name) is not entry or entry.state == "quarantined" or entry.name in worker.models:
+                return  # gone, quarantined, or already on it (moved there by a replacement under way)
             try:
                 await self._add_replica(entry, framework, worker.slot)
                 log.info("reloaded %r on %s", entry.name, worker.name)

@@ -30,7 +30,10 @@ def json_response(value: object, status: int = 200) -> Response:
 
 
 def error_response(err: ServingError) -> Response:
-    return json_response(err.body(), err.status)
+    response = json_response(err.body(), err.status)
+    if err.retry_after is not None:
+        response.headers["Retry-After"] = str(err.retry_after)
+    return response
 
 
 def build_app(settings: Settings, service: ModelService | None = None) -> ASGIApp:

@@ -8,7 +8,9 @@ every worker two ways, as uvicorn's supervisor does: its exit (crash, SIGKILL, O
 ``ping`` every few seconds that must be answered within the invocation timeout — a worker
 whose threads are all stuck, or whose GIL is held by native code, answers nothing and is
 killed. Either way the slot gets a new worker (after a backoff if it keeps dying quickly), and
-the pool's listener — the model service — is told, so that it can reload the models.
+the pool's listener — the model service — is told, so that it can reload the models. A worker
+that has lost half its threads to requests past the timeout is replaced while it still serves
+(``server.front.supervisor.renewal``), and a load never waits out a long restart backoff (503).
 
 The pool knows nothing of models beyond the names each worker holds (``assign``, ``unassign``;
 read by ``server.front.placement`` to choose slots): the registry, the budget and the reloads stay
@@ -20,12 +22,13 @@ import logging
 import time
 from typing import Protocol
 
-from handlers.errors import ServingError
+from handlers.errors import ServingError, Unavailable
 from server.config import Settings
 from server.front import metrics
 from server.front.background import Background
-from server.front.placement import Slots
+from server.front.placement import Slots, restart_wait
 from server.front.supervisor.process import WorkerDied, WorkerProcess
+from server.front.supervisor.renewal import Renewals
 from server.shared.environment import worker_environment
 from server.shared.protocol import Op, WorkerConfig
 
@@ -34,6 +37,7 @@ log = logging.getLogger("pool")
 QUICK_DEATH_SECONDS = 10.0  # a worker dying sooner than this after its start counts as a crash loop
 MAX_BACKOFF_SECONDS = 30.0
 PING_INTERVAL_SECONDS = 5.0
+RESTART_PATIENCE_SECONDS = 2.0  # a load waits out this much of a restart backoff; more is a 503 at once
 
 
 class PoolListener(Protocol):
@@ -45,6 +49,10 @@ class PoolListener(Protocol):
     def worker_replaced(self, dead: WorkerProcess, worker: WorkerProcess) -> None:
         """``worker`` now runs in ``dead``'s slot, with no models loaded yet."""
 
+    async def worker_renewing(self, old: WorkerProcess, worker: WorkerProcess) -> None:
+        """``worker`` runs in ``old``'s slot while ``old`` still does, to take its models over
+        (``server.front.supervisor.renewal``); ``old`` is stopped once this returns."""
+
 
 class Backoff:
     """The one restart policy: no wait after a worker that lived a while; after quick deaths
@@ -52,6 +60,7 @@ class Backoff:
 
     def __init__(self) -> None:
         self.seconds = 0.0
+        self.until = 0.0  # monotonic time its current wait ends
 
     def after_death(self, lived_seconds: float) -> float:
         return self.failed() if lived_seconds < QUICK_DEATH_SECONDS else self.reset()
@@ -76,6 +85,7 @@ class WorkerPool:
         self.stopping = False
         self.env = worker_environment(settings.intra_op_threads, settings.fpmath_mode)
         self.ping_interval = min(PING_INTERVAL_SECONDS, settings.timeout_seconds)
+        self.renewals = Renewals(self)
 
     def forgive(self, framework: str, slot: int) -> None:
         """The cause of a slot's crash loop is gone (quarantined): its next restart waits as after
@@ -105,16 +115,17 @@ class WorkerPool:
     # ------------------------------------------------------------------ queries
 
     def pids(self) -> list[int]:
-        return [w.pid for w in self.workers.values() if w.alive and w.pid]
+        return [w.pid for w in self.workers.values() if w.alive and w.pid] + self.renewals.pids()
 
     def started(self, framework: str, slot: int) -> bool:
         return (framework, slot) in self.slots
 
     def slots_of(self, framework: str) -> Slots[WorkerProcess]:
         """A framework's slots, for ``server.front.placement`` to choose from."""
-        count = self.settings.max_workers_per_framework
+        count, now = self.settings.max_workers_per_framework, time.monotonic()
         return Slots(count, {s: w for (f, s), w in self.workers.items() if f == framework},
-                     {s for f, s in self.slots if f == framework})
+                     {s for f, s in self.slots if f == framework},
+                     {s: b.until - now for (f, s), b in self.backoffs.items() if f == framework and b.until > now})
 
     # ------------------------------------------------------------------ the models each worker holds
 
@@ -128,14 +139,19 @@ class WorkerPool:
     # ------------------------------------------------------------------ workers
 
     async def worker(self, framework: str, slot: int) -> WorkerProcess:
-        """The running worker of a slot, started (once, however many loads ask) if need be."""
+        """The running worker of a slot, started (once, however many loads ask) if need be. One
+        waiting out a restart backoff of more than RESTART_PATIENCE_SECONDS is a 503 at once."""
         key = (framework, slot)
         while True:
             task = self.slots.get(key)
             if task is None:
                 task = self.slots[key] = self.background.start(self._start(framework, slot), f"start-{framework}-{slot}")
+            if not task.done():
+                self._refuse_in_backoff(framework, slot)
+                await asyncio.wait({task}, timeout=0.1)  # not cancelled by the timeout
+                continue
             try:
-                worker = await asyncio.shield(task)
+                worker = task.result()
             except Exception as err:
                 if self.slots.get(key) is task:
                     del self.slots[key]
@@ -144,8 +160,15 @@ class WorkerPool:
                 return worker
             await asyncio.sleep(0.05)  # it just died: its watcher is replacing it
 
+    def _refuse_in_backoff(self, framework: str, slot: int) -> None:
+        backoff = self.backoffs.get((framework, slot))
+        wait = restart_wait(backoff.until - time.monotonic(), RESTART_PATIENCE_SECONDS) if backoff else None
+        if wait is not None:
+            raise Unavailable(f"the {framework} worker is restarting after repeated crashes; retry in {wait} s", wait)
+
     async def _start(self, framework: str, slot: int) -> WorkerProcess:
         worker = WorkerProcess(self.config(framework, slot), slot, self.env)
+        worker.on_timeout = self.renewals.check
         await worker.start(self.settings.startup_timeout_seconds)
         self.workers[(framework, slot)] = worker
         metrics.workers_running.labels(framework).inc()
@@ -157,7 +180,7 @@ class WorkerPool:
         """Wait for a worker's death; then tell the listener and restart its slot."""
         await asyncio.shield(worker.exited)  # cancelling the watch must not cancel the worker's exit
         metrics.workers_running.labels(worker.framework).dec()
-        if self.stopping:
+        if self.stopping or self.renewals.exited(worker):
             return
         log.error(
             "worker %s (pid %s) died: %s, while working on %s; restarting it and reloading its %d model(s)",
@@ -166,16 +189,21 @@ class WorkerPool:
         )
         metrics.worker_restarts.labels(worker.framework).inc()
         self.listener.worker_died(worker)
-        key = (worker.framework, worker.slot)
+        self.restart_after(worker, time.monotonic() - started)
+
+    def restart_after(self, dead: WorkerProcess, lived_seconds: float = 0.0) -> None:
+        """Restart ``dead``'s slot, after the backoff its life earned."""
+        key = (dead.framework, dead.slot)
         backoff = self.backoffs.setdefault(key, Backoff())
-        delay = backoff.after_death(time.monotonic() - started)
-        self.slots[key] = self.background.start(self._restart(worker, backoff, delay), f"restart-{worker.name}")
+        delay = backoff.after_death(lived_seconds)
+        self.slots[key] = self.background.start(self._restart(dead, backoff, delay), f"restart-{dead.name}")
 
     async def _restart(self, dead: WorkerProcess, backoff: Backoff, delay: float) -> WorkerProcess:
         """Start a worker in the dead one's slot, retrying with the backoff until one starts."""
         while True:
             if delay:
                 log.warning("waiting %.0fs before restarting worker %s", delay, dead.name)
+                backoff.until = time.monotonic() + delay
                 await asyncio.sleep(delay)
             try:
                 worker = await self._start(dead.framework, dead.slot)
@@ -198,8 +226,8 @@ class WorkerPool:
             except WorkerDied:
                 return
             except TimeoutError:
-                if not worker.alive or self.stopping:
-                    return
+                if not worker.alive or self.stopping or self.renewals.replacing(worker):
+                    return  # a worker being replaced is stopped by its renewal
                 log.error(
                     "worker %s (pid %s) answered nothing for %.0fs with %d request(s) waiting: killing it",
                     worker.name, worker.pid, hang, len(worker.unanswered),
@@ -212,6 +240,7 @@ class WorkerPool:
         """Stop every worker (each gets the grace to finish and is reaped with its process group),
         then the pool's own tasks."""
         self.stopping = True
-        await asyncio.gather(*(w.stop() for w in self.workers.values()), return_exceptions=True)
+        workers = [*self.workers.values(), *self.renewals.underway]  # and those being replaced
+        await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
         self.background.cancel()
         log.info("stopped %d worker(s)", len(self.workers))

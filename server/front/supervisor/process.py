@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from server.front.ledger import Death, Work
@@ -35,6 +36,15 @@ class WorkerDied(Exception):
         self.worker = worker
         self.started = started
         super().__init__(f"worker {worker.name} died ({worker.exit_description()})")
+
+
+class CallTimedOut(TimeoutError):
+    """A call's answer did not come within its timeout. ``started``: its frame was running in one
+    of the worker's threads then (False: it only waited in the inbox, behind busy threads)."""
+
+    def __init__(self, started: bool):
+        super().__init__()
+        self.started = started
 
 
 def describe_returncode(code: int | None) -> str:
@@ -65,6 +75,9 @@ class WorkerProcess:
         self.models: set[str] = set()  # names of the models this worker holds (kept by the pool: assign, unassign)
         self.unanswered: set[int] = set()  # ids sent and not answered, timed-out ones included
         self.in_flight: dict[int, Work] = {}  # id -> what it is, of loads and invokes not answered
+        self.timed_out: set[int] = set()  # ids of invokes whose caller gave up, until answered
+        self.on_timeout: Callable[[WorkerProcess], None] | None = None  # told of each (the pool's renewals)
+        self.ping: asyncio.Future[Frame] | None = None  # the answer to its latest ping (the pool's liveness)
         self.death = Death((self.framework, slot))  # what it was running when it died (nothing until then)
         self.running = mmap.mmap(-1, running.SLOT.size)  # what its threads run (server.shared.running); made at start
         self.tasks: set[asyncio.Task[None]] = set()  # its reader and exit watcher, held until they end
@@ -111,6 +124,7 @@ class WorkerProcess:
                 body = await reader.readexactly(body_len) if body_len else b""
                 self.unanswered.discard(header["id"])
                 self.in_flight.pop(header["id"], None)
+                self.timed_out.discard(header["id"])
                 future = self.pending.pop(header["id"], None)
                 if future is not None and not future.done():
                     future.set_result((header, body))
@@ -167,6 +181,24 @@ class WorkerProcess:
     def alive(self) -> bool:
         return not self.exited.done()
 
+    def lost_threads(self) -> int:
+        """Serving threads stuck in invokes whose callers gave up (each thread's slot of the
+        running table holds the id of what it runs; a group counts once, by its first frame)."""
+        return len(self.timed_out & running.running_ids(self.running)) if self.timed_out else 0
+
+    def serving_threads(self) -> int:
+        """Threads running calls whose callers still wait for the answer."""
+        return len(self.pending.keys() & running.running_ids(self.running)) if self.pending else 0
+
+    async def answers_ping(self) -> bool:
+        """Whether it answers its latest ping, waiting for that answer if it is due (at most the
+        ping's timeout): False when it does not, and is killed for it."""
+        ping = self.ping
+        if ping is None:
+            return self.alive
+        await asyncio.wait({ping})
+        return not ping.cancelled() and ping.exception() is None
+
     @property
     def outstanding(self) -> int:
         """Calls waiting for its answer."""
@@ -184,6 +216,8 @@ class WorkerProcess:
         future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
         self.pending[request_id] = future
         self.unanswered.add(request_id)
+        if header["op"] == Op.PING:
+            self.ping = future
         if "key" in header and header["op"] != Op.UNLOAD:
             self.in_flight[request_id] = Work(header["key"], header["op"] == Op.LOAD)
         try:
@@ -196,6 +230,15 @@ class WorkerProcess:
         timer = asyncio.get_running_loop().call_later(timeout, _expire, future) if timeout else None
         try:
             return await future
+        except TimeoutError:
+            work = self.in_flight.get(request_id)
+            if work is None or work.load:
+                raise
+            self.timed_out.add(request_id)
+            started = request_id in running.running_ids(self.running)
+            if self.on_timeout is not None:
+                self.on_timeout(self)
+            raise CallTimedOut(started) from None
         finally:
             self.pending.pop(request_id, None)  # in_flight keeps a timed-out call until answered: _read drops it
             if timer is not None:

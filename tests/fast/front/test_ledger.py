@@ -4,7 +4,14 @@ tests/test_faults.py) is here as the deaths it makes, plus the edge cases of the
 
 import pytest
 
-from server.front.ledger import INTERRUPTED_LOADS, QUARANTINE_WINDOW_SECONDS, Death, FaultLedger, Work
+from server.front.ledger import (
+    INTERRUPTED_LOADS,
+    QUARANTINE_WINDOW_SECONDS,
+    Death,
+    FaultLedger,
+    Work,
+    replace_for_hung_threads,
+)
 
 SLOT = ("sklearn", 0)
 INNOCENTS = [f"innocent-{i}" for i in range(12)]
@@ -280,3 +287,16 @@ def test_forgetting_a_blamed_model_that_was_not_quarantined(ledger):
     ledger.forget("never-seen")  # harmless
     assert ledger.record("poison").blame == 0
     assert ledger.reload_order(["poison"], str) == (["poison"], [])
+
+
+# ---------------------------------------------------------------------------- hung threads
+
+
+@pytest.mark.parametrize(("lost", "threads", "due"), [
+    (0, 1, False), (1, 1, True),  # one thread: its first hung request
+    (1, 2, True), (1, 3, False), (2, 3, True),
+    (1, 4, False), (2, 4, True), (3, 4, True),  # test_a_worker_that_lost_half_its_threads_is_replaced_...
+    (0, 4, False), (7, 16, False), (8, 16, True),
+])
+def test_a_worker_is_replaced_once_half_its_threads_hang(lost, threads, due):
+    assert replace_for_hung_threads(lost, threads) is due

@@ -2,13 +2,24 @@
 and slot choice, over plain objects standing for workers; and the pool's view it reads. The
 real-server counterparts are in tests/test_replicas.py and tests/test_faults.py."""
 
+import asyncio
+import time
 from dataclasses import dataclass, field
 
 import pytest
 
+from handlers.errors import Unavailable
 from server.config import Settings
-from server.front.placement import REPLICATE_AFTER_SECONDS, Heat, Router, Slots, slot_for_new_model, spare_slot
-from server.front.supervisor.pool import WorkerPool
+from server.front.placement import (
+    REPLICATE_AFTER_SECONDS,
+    Heat,
+    Router,
+    Slots,
+    restart_wait,
+    slot_for_new_model,
+    spare_slot,
+)
+from server.front.supervisor.pool import RESTART_PATIENCE_SECONDS, Backoff, WorkerPool
 
 
 @dataclass
@@ -32,8 +43,9 @@ def clock():
     return Clock()
 
 
-def slots(*workers: Worker, count: int = 4, starting: tuple[int, ...] = ()) -> Slots[Worker]:
-    return Slots(count, {w.slot: w for w in workers}, {w.slot for w in workers} | set(starting))
+def slots(*workers: Worker, count: int = 4, starting: tuple[int, ...] = (),
+          restarting: dict[int, float] | None = None) -> Slots[Worker]:
+    return Slots(count, {w.slot: w for w in workers}, {w.slot for w in workers} | set(starting), restarting or {})
 
 
 # ---------------------------------------------------------------------------- routing
@@ -112,6 +124,24 @@ def test_a_new_model_goes_to_the_started_worker_holding_fewest():
     assert slot_for_new_model(slots(full, light, count=2)) == 0  # slots beyond the count are not the framework's
 
 
+def test_a_new_model_passes_over_a_slot_in_restart_backoff():
+    """test_a_load_waiting_on_a_worker_in_backoff_answers_503_at_once: another started slot, else
+    a free one is started; the slot in backoff only when there is neither."""
+    crashing, other = Worker(0, alive=False), Worker(1, models={"a", "b", "c"})
+    assert slot_for_new_model(slots(crashing, other, restarting={0: 8.0})) == 1
+    assert slot_for_new_model(slots(crashing, count=2, restarting={0: 8.0})) == 1  # started for it
+    assert slot_for_new_model(slots(crashing, count=1, restarting={0: 8.0})) == 0  # nowhere else: its 503
+    both = slots(crashing, Worker(1, alive=False), count=2, restarting={0: 8.0, 1: 3.0})
+    assert slot_for_new_model(both) == 1  # the backoff that ends first
+
+
+def test_a_load_waits_out_a_short_backoff_and_is_told_to_retry_after_a_long_one():
+    assert restart_wait(0.0, RESTART_PATIENCE_SECONDS) is None  # not in backoff (starting, or started)
+    assert restart_wait(1.0, RESTART_PATIENCE_SECONDS) is None  # after a first quick death: wait
+    assert restart_wait(3.2, RESTART_PATIENCE_SECONDS) == 4  # Retry-After in whole seconds, rounded up
+    assert restart_wait(30.0, RESTART_PATIENCE_SECONDS) == 30
+
+
 def test_another_replica_goes_to_the_least_busy_live_worker_not_holding_one():
     busy, idle, dead = Worker(0, outstanding=5), Worker(1, outstanding=1), Worker(2, alive=False)
     view = slots(busy, idle, dead)
@@ -134,3 +164,26 @@ def test_the_pools_view_of_a_frameworks_slots():
     pool.assign(worker, "b")
     pool.unassign(worker, "a")
     assert worker.models == {"b"} and slot_for_new_model(view) == 1
+    pool.backoffs = {("sklearn", 2): Backoff(), ("sklearn", 1): Backoff()}
+    pool.backoffs[("sklearn", 2)].until = time.monotonic() + 10  # waiting out a restart backoff
+    assert set(pool.slots_of("sklearn").restarting) == {2}
+
+
+def test_a_load_on_a_slot_in_a_long_backoff_is_refused_at_once_and_waits_out_a_short_one():
+    """The pool's side of test_a_load_waiting_on_a_worker_in_backoff_answers_503_at_once."""
+    async def scenario():
+        pool = WorkerPool(Settings.from_env({"MODEL_SERVER_MAX_WORKERS": "1"}), listener=None)
+        restarted = Worker(0)
+        restart = asyncio.get_running_loop().create_future()
+        pool.slots[("sklearn", 0)] = restart
+        pool.backoffs[("sklearn", 0)] = backoff = Backoff()
+        backoff.until = time.monotonic() + 7.5
+        started = time.monotonic()
+        with pytest.raises(Unavailable, match="restarting after repeated crashes; retry in 8 s") as refused:
+            await pool.worker("sklearn", 0)
+        assert refused.value.status == 503 and refused.value.retry_after == 8 and time.monotonic() - started < 0.05
+        backoff.until = time.monotonic() + 0.2  # within patience: the load waits for the restart
+        asyncio.get_running_loop().call_later(0.3, restart.set_result, restarted)
+        assert await pool.worker("sklearn", 0) is restarted
+
+    asyncio.run(scenario())

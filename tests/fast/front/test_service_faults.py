@@ -15,7 +15,7 @@ from server.front.ledger import Death
 from server.front.placement import Slots
 from server.front.service import ModelService
 from server.front.supervisor.load_slots import LoadSlots
-from server.front.supervisor.process import WorkerDied
+from server.front.supervisor.process import CallTimedOut, WorkerDied
 from server.shared.protocol import Op
 
 pids = itertools.count(90001)
@@ -59,6 +59,12 @@ class StandInWorker:
                 return future.result()  # raises WorkerDied
         return {"status": 200, "memory_bytes": 0, "seconds": 0.0}, b"answer"
 
+    def expire(self, key: str, started: bool) -> None:
+        """The calls to ``key`` waiting here time out, having run (``started``) or only waited."""
+        for waiting, future in self.pending.values():
+            if waiting == key and not future.done():
+                future.set_exception(CallTimedOut(started))
+
     def die(self, *invoking: str, loading: tuple[str, ...] = ()) -> None:
         """Its threads were running invokes of ``invoking``, loads of ``loading``; every call in flight fails."""
         self.alive = False
@@ -74,6 +80,12 @@ class StandInPool:
         self.count = count
         self.workers: dict[int, StandInWorker] = {}
         self.forgiven: list[tuple[str, int]] = []
+        self.replacing: set[StandInWorker] = set()  # workers whose renewal is under way
+        self.renewals = self
+
+    async def going(self, worker: StandInWorker) -> bool:
+        """The renewals' word: whether the worker is on its way out (here: being replaced)."""
+        return worker in self.replacing
 
     def slots_of(self, framework: str) -> Slots[StandInWorker]:
         return Slots(self.count, dict(self.workers), set(self.workers))
@@ -285,3 +297,35 @@ async def test_an_unload_during_a_reload_answers_once_the_reloaded_copy_is_given
     assert world.pool.workers[1].calls[-1] == (Op.UNLOAD, "big")
     with pytest.raises(Exception, match="not loaded"):
         world.service.describe("big")
+
+
+@run()
+async def test_a_request_that_never_started_in_a_worker_being_replaced_goes_to_its_successor(world):
+    """test_a_request_queued_behind_a_wedged_worker_goes_to_its_replacement: its time ran out in
+    the inbox of a worker whose threads hang; once the replacement has the model, it is sent
+    there with a timeout afresh. One that had started is a 504 as ever."""
+    await world.load("plain")
+    await world.load("other")
+    old = world.pool.workers[0]
+    old.hold["plain"] = asyncio.Event()
+    queued = asyncio.ensure_future(world.service.invoke("plain", b"", {}))
+    await world.settle()
+    world.pool.replacing.add(old)
+    old.expire("plain", started=False)
+    await world.settle()
+    assert not queued.done()  # it waits for the replacement
+    fresh = world.pool.workers[0] = StandInWorker(0)
+    await world.service.worker_renewing(old, fresh)
+    assert [e.replicas for e in (world.service.registry.get("plain"), world.service.registry.get("other"))] == [[fresh]] * 2
+    assert not old.models and fresh.models == {"plain", "other"}
+    _, body = await asyncio.wait_for(queued, 5)
+    assert body == b"answer" and (Op.INVOKE, "plain") in fresh.calls
+    assert world.status("plain") == world.status("other") == "READY"
+    fresh.hold["plain"] = asyncio.Event()
+    late = asyncio.ensure_future(world.service.invoke("plain", b"", {}))
+    world.pool.replacing.add(fresh)
+    await world.settle()
+    fresh.expire("plain", started=True)
+    with pytest.raises(Exception, match="longer than") as raised:
+        await late
+    assert raised.value.status == 504

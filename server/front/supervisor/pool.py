@@ -26,6 +26,7 @@ from server.front import metrics
 from server.front.background import Background
 from server.front.placement import Slots
 from server.front.supervisor.process import WorkerDied, WorkerProcess
+from server.front.supervisor.standby import Standbys, WarmPolicy
 from server.shared.environment import worker_environment
 from server.shared.protocol import Op, WorkerConfig
 
@@ -76,6 +77,8 @@ class WorkerPool:
         self.stopping = False
         self.env = worker_environment(settings.intra_op_threads, settings.fpmath_mode)
         self.ping_interval = min(PING_INTERVAL_SECONDS, settings.timeout_seconds)
+        policy = WarmPolicy(settings.warm_mode, settings.warm_frameworks, settings.warm_idle_seconds, settings.multi_model)
+        self.standby = Standbys(policy, self.config, self.env, settings.startup_timeout_seconds, self.models_held)
 
     def forgive(self, framework: str, slot: int) -> None:
         """The cause of a slot's crash loop is gone (quarantined): its next restart waits as after
@@ -104,7 +107,11 @@ class WorkerPool:
     # ------------------------------------------------------------------ queries
 
     def pids(self) -> list[int]:
-        return [w.pid for w in self.workers.values() if w.alive and w.pid]
+        """Every worker process's, standbys' included: the memory budget counts them all."""
+        return [w.pid for w in self.workers.values() if w.alive and w.pid] + self.standby.pids()
+
+    def models_held(self, framework: str) -> int:
+        return sum(len(w.models) for (f, _), w in self.workers.items() if f == framework and w.alive)
 
     def started(self, framework: str, slot: int) -> bool:
         return (framework, slot) in self.slots
@@ -144,8 +151,14 @@ class WorkerPool:
             await asyncio.sleep(0.05)  # it just died: its watcher is replacing it
 
     async def _start(self, framework: str, slot: int) -> WorkerProcess:
-        worker = WorkerProcess(self.config(framework, slot), slot, self.env)
-        await worker.start(self.settings.startup_timeout_seconds)
+        worker = await self.standby.take(framework)  # its import paid already (server.front.supervisor.standby)
+        adopted = worker is not None
+        if worker is None:
+            worker = WorkerProcess(self.config(framework, slot), slot, self.env)
+            await worker.start(self.settings.startup_timeout_seconds)
+        else:
+            worker.place(slot)
+        self.standby.started(framework, adopted)
         self.workers[(framework, slot)] = worker
         metrics.workers_running.labels(framework).inc()
         self.background.start(self._watch(worker, time.monotonic()), f"watch-{worker.name}")
@@ -211,6 +224,6 @@ class WorkerPool:
         """Stop every worker (each gets the grace to finish and is reaped with its process group),
         then the pool's own tasks."""
         self.stopping = True
-        await asyncio.gather(*(w.stop() for w in self.workers.values()), return_exceptions=True)
+        await asyncio.gather(*(w.stop() for w in self.workers.values()), self.standby.stop(), return_exceptions=True)
         self.background.cancel()
         log.info("stopped %d worker(s)", len(self.workers))

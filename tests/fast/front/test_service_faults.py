@@ -15,6 +15,7 @@ from server.front.ledger import Death
 from server.front.placement import Slots
 from server.front.service import ModelService
 from server.front.supervisor.process import WorkerDied
+from server.front.supervisor.standby import Standbys, WarmPolicy
 from server.shared.protocol import Op
 
 pids = itertools.count(90001)
@@ -73,6 +74,7 @@ class StandInPool:
         self.count = count
         self.workers: dict[int, StandInWorker] = {}
         self.forgiven: list[tuple[str, int]] = []
+        self.standby = Standbys(WarmPolicy("none", (), 600.0, True), lambda framework, slot: None, {}, 1.0, lambda framework: 0)
 
     def slots_of(self, framework: str) -> Slots[StandInWorker]:
         return Slots(self.count, dict(self.workers), set(self.workers))

@@ -103,3 +103,15 @@ def test_a_standby_is_dropped_before_a_load_is_refused(start_server, root, tmp_p
     assert "stopping the sklearn standby" in server.log() and "to make room for a load" in server.log()
     until(lambda: not psutil.pid_exists(standby), timeout=10)
     assert server.client.post("/models/big/invoke", content=b"1,2,3,4", headers=CSV).status_code == 200
+
+
+def test_single_model_mode_warms_the_models_framework_once_the_model_is_up(start_server, root):
+    server = start_server(MODEL_SERVER_MODEL_DIR=root / "plain" / "model", MODEL_SERVER_WARM_FRAMEWORKS="auto")
+    spare = one_standby(server, "sklearn", set())
+    (worker,) = {p.pid for p in server.descendants()} - {spare}
+    log = server.log()
+    assert log.index("loaded 'model' (sklearn)") < log.index("worker sklearn-standby started")  # no import beside the model's
+    assert "onnx" not in log  # only the model's framework
+    os.kill(worker, signal.SIGKILL)
+    until(lambda: server.client.post("/invocations", content=b"1,2,3,4", headers=CSV).status_code == 200)
+    assert {p.pid for p in server.descendants()} >= {spare} and not psutil.pid_exists(worker)

@@ -43,10 +43,11 @@ CHECK_SECONDS = 30.0  # how often idle standbys are looked for (less when the id
 
 
 def installed(frameworks: Iterable[str] = WARM_ORDER) -> list[str]:
-    """The frameworks whose modules this Python can import (looked up, not imported)."""
+    """The frameworks whose modules this Python can import (looked up, not imported: top-level
+    names only, since finding ``a.b`` imports ``a``)."""
     found = []
     for name in frameworks:
-        modules = (*handlers.get(name).imports, *(("prophet",) if name == "prophet" else ()))
+        modules = {module.split(".")[0] for module in handlers.get(name).imports} | ({"prophet"} if name == "prophet" else set())
         try:
             if all(importlib.util.find_spec(module) is not None for module in modules):
                 found.append(name)
@@ -150,7 +151,8 @@ class Standbys:
     def start(self, found: Sequence[str] = ()) -> None:
         """Warm the policy's frameworks, one at a time (imports side by side would only compete
         for the cores), and look for idle standbys from then on."""
-        order = self.policy.initial(installed() if self.policy.mode == "auto" else (), found)
+        auto = self.policy.mode == "auto" and self.policy.multi_model
+        order = self.policy.initial(installed() if auto else (), found)
         if order:
             self.background.start(self._warm_in_turn(order), "warm")
         if self.policy.mode == "auto":

@@ -2,10 +2,14 @@
 variables parse, over a clock the test moves. The real-server counterparts are in
 tests/test_standby.py."""
 
+import subprocess
+import sys
+
 import pytest
 
 from server.config import ConfigError, Settings
-from server.front.supervisor.standby import WARM_ORDER, WarmPolicy, installed
+from server.front.supervisor.standby import WARM_ORDER, WarmPolicy
+from server.shared.paths import PROJECT_ROOT
 
 INSTALLED = ["onnx", "sklearn", "xgboost", "pytorch"]
 
@@ -76,11 +80,13 @@ def test_idle_standbys_are_looked_for_often_enough_for_a_short_idle_time():
 
 
 def test_installed_frameworks_are_found_without_importing_them():
-    import sys
-
-    found = installed()
-    assert set(found) <= set(WARM_ORDER) and "sklearn" in found
-    assert "tensorflow" not in sys.modules and "torch" not in sys.modules
+    """The front looks them up at start: it must import none of them (in a fresh interpreter)."""
+    probe = ("import sys; from server.front.supervisor.standby import installed; found = installed(); "
+             "print(' '.join(found)); print(' '.join(sorted({'sklearn', 'pandas', 'tensorflow', 'torch', 'xgboost'} & set(sys.modules))))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    found, imported = (done.stdout.splitlines() + ["", ""])[:2]
+    assert set(found.split()) <= set(WARM_ORDER) and "sklearn" in found.split(), done.stderr
+    assert imported == ""
 
 
 def test_warm_variables():

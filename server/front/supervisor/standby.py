@@ -185,7 +185,8 @@ class Standbys:
         try:
             await worker.start(self.startup_timeout)
         except RuntimeError as err:
-            log.error("the %s standby did not start: %s", framework, err)
+            if self.workers.get(framework) is worker and not self.stopping:  # not killed by drop or stop
+                log.error("the %s standby did not start: %s", framework, err)
             self._forget(worker)
             return None
         finally:

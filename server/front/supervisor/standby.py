@@ -238,10 +238,13 @@ class Standbys:
         dropped = [w for f, w in self.workers.items() if f != keep]
         for worker in dropped:
             self._retire(worker, "to make room for a load")
-        await asyncio.gather(*(w.stop(grace=1.0) for w in dropped), return_exceptions=True)
+        # Killed, not asked: a standby holds nothing, and its memory is free once it has exited.
+        await asyncio.gather(*(w.kill() for w in dropped), return_exceptions=True)
         return bool(dropped)
 
     def _retire(self, worker: WorkerProcess, why: str) -> None:
+        """Take ``worker`` out of the standbys and end it (one still importing is killed; one
+        starting its process is stopped by ``_spawn`` once it has)."""
         del self.workers[worker.framework]
         metrics.standby_workers.labels(worker.framework).set(0)
         log.info("stopping the %s standby (pid %s) %s", worker.framework, worker.pid, why)

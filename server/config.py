@@ -103,6 +103,22 @@ def fpmath_mode(env: Env) -> str | None:
     return next((mode for mode in modes.values() if mode), None)  # in oneDNN's order
 
 
+def warm_frameworks(env: Env, known: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """MODEL_SERVER_WARM_FRAMEWORKS: ("auto" | "none" | "list", the frameworks listed)."""
+    value = _get(env, "MODEL_SERVER_WARM_FRAMEWORKS")
+    if value is None or value.lower() == "auto":
+        return "auto", ()
+    if value.lower() == "none":
+        return "none", ()
+    listed = tuple(dict.fromkeys(part.strip().lower() for part in value.split(",") if part.strip()))
+    unknown = [name for name in listed if name not in known]
+    if unknown or not listed:
+        raise ConfigError(
+            f"MODEL_SERVER_WARM_FRAMEWORKS={value!r}: expected auto, none or a comma-separated list of {', '.join(known)}"
+        )
+    return "list", listed
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str
@@ -149,6 +165,11 @@ class Settings:
     # Dynamic batching defaults (handlers.batching; a model's batching.json overrides them).
     batch_max_size: int = 32
     batch_max_delay_ms: float = 0.0
+    # Standby workers (server.front.supervisor.standby): MODEL_SERVER_WARM_FRAMEWORKS as a mode
+    # ("auto", "none", "list") and the frameworks listed; MODEL_SERVER_WARM_IDLE_SECONDS.
+    warm_mode: str = "auto"
+    warm_frameworks: tuple[str, ...] = ()
+    warm_idle_seconds: float = 600.0
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> "Settings":
@@ -175,6 +196,7 @@ class Settings:
             raise ConfigError(
                 f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={accept!r}: expected one of {', '.join(ENCODABLE)}"
             )
+        warm_mode, warm_listed = warm_frameworks(env, FRAMEWORKS + (FALLBACK,))
         _port_range(env, "SAGEMAKER_SAFE_PORT_RANGE")
         _bool(env, "SAGEMAKER_BATCH", False)
         return cls(
@@ -220,4 +242,7 @@ class Settings:
             max_decoded_factor=_number(env, "MODEL_SERVER_MAX_DECODED_FACTOR", 4.0, 1.0, 1024.0, float),
             batch_max_size=_number(env, "MODEL_SERVER_BATCH_MAX_SIZE", 32, 1, 1_000_000),
             batch_max_delay_ms=_number(env, "MODEL_SERVER_BATCH_MAX_DELAY_MS", 0.0, 0.0, 10_000.0, float),
+            warm_mode=warm_mode,
+            warm_frameworks=warm_listed,
+            warm_idle_seconds=_number(env, "MODEL_SERVER_WARM_IDLE_SECONDS", 600.0, 0.1, 7 * 86400.0, float),
         )

@@ -6,6 +6,7 @@ models of a framework once per session, in the layout the platform unpacks.
 """
 
 import importlib
+import os
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,10 @@ def _starter(tmp_path_factory, request):
     servers = []
 
     def start(wait_ready: bool = True, wrapper: tuple[str, ...] = (), **env) -> Server:
+        # Standby workers (MODEL_SERVER_WARM_FRAMEWORKS=auto) would import every framework in
+        # every test's server; tests that are about them ask for them, and the variable in the
+        # environment runs the rest with them too.
+        env.setdefault("MODEL_SERVER_WARM_FRAMEWORKS", os.environ.get("MODEL_SERVER_WARM_FRAMEWORKS", "none"))
         log_path = tmp_path_factory.mktemp("server") / "server.log"
         server = Server(env, log_path, wait_ready=wait_ready, wrapper=wrapper)
         servers.append(server)

@@ -278,7 +278,7 @@ def test_reloads_cut_short_by_a_death_with_more_running_wait_for_the_next_worker
             time.sleep(1.5)
             return joblib.load(os.path.join(model_dir, "model.joblib"))
         """)
-    server = multi(start_server, root)
+    server = multi(start_server, root, MODEL_SERVER_WARM_FRAMEWORKS="none")  # it counts the worker processes
     server.load("a", root / "a" / "model")
     server.load("b", root / "b" / "model")
     entered = [root / n / "model" / "entered" for n in "ab"]
@@ -309,7 +309,7 @@ def test_an_unload_during_a_reload_answers_once_the_reloaded_copy_is_released(st
         time.sleep(2)
         return model
     """)
-    server = multi(start_server, root, SAGEMAKER_MODEL_SERVER_WORKERS="2")
+    server = multi(start_server, root, SAGEMAKER_MODEL_SERVER_WORKERS="2", MODEL_SERVER_WARM_FRAMEWORKS="none")  # counts workers
     server.load("big", root / "big" / "model")
     killed = server.client.get("/models/big").json()["replicas"][0]["workerPid"]
     os.kill(killed, signal.SIGKILL)

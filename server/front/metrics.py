@@ -45,6 +45,9 @@ quarantines = Counter(
 replicas_added = Counter(
     "model_replicas_added_total", "Replicas added to hot models on more workers", ["framework"], registry=REGISTRY
 )
+standby_workers = Gauge(
+    "standby_workers", "Standby workers ready, their framework imported, holding no slot", ["framework"], registry=REGISTRY
+)
 workers_running = Gauge("workers_running", "Worker processes running", ["framework"], registry=REGISTRY)
 memory_rss = Gauge("server_memory_rss_bytes", "Resident memory of the front and its workers", registry=REGISTRY)
 memory_limit = Gauge("server_memory_limit_bytes", "The memory budget loads are checked against", registry=REGISTRY)

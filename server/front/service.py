@@ -47,6 +47,7 @@ class ModelService:
         self.lost: dict[WorkerProcess, list[ModelEntry]] = {}  # a dead worker -> models to reload on its successor
         self.single_failure: ServingError | None = None  # single-model mode: why its one model did not load
         metrics.memory_limit.set(self.budget.limit)
+        self.pool.standby.fits = self._standby_fits
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -57,6 +58,7 @@ class ModelService:
             self.background.start(self._load_single_model(), "load-single-model")
         elif self.settings.preload:
             self.background.start(self._preload(), "preload")
+        self.pool.standby.start(self._frameworks_under_root() if self.settings.multi_model else ())
 
     async def stop(self) -> None:
         self.background.cancel()
@@ -64,10 +66,33 @@ class ModelService:
 
     async def _load_single_model(self) -> None:
         try:
-            await self.load(SINGLE_MODEL_NAME, str(self.settings.model_dir), inside_root=False)
+            entry = await self.load(SINGLE_MODEL_NAME, str(self.settings.model_dir), inside_root=False)
+            self.pool.standby.loaded(entry.framework)  # a spare for its worker, now that /ping is healthy
         except ServingError as err:
             log.error("the model in %s failed to load (%d): %s", self.settings.model_dir, err.status, err.message)
             self.single_failure = ServingError(f"the model failed to load: {err.message}", 500)
+
+    def _frameworks_under_root(self, most: int = 64) -> list[str]:
+        """The frameworks of the models under the models root (of the first ``most`` directories),
+        most common first: they are warmed first."""
+        root = self.settings.models_root
+        counts: dict[str, int] = {}
+        try:
+            found = sorted(p for p in root.iterdir() if p.is_dir())[:most] if root.is_dir() else []
+        except OSError:
+            return []
+        for directory in found:
+            target = directory / "model" if (directory / "model").is_dir() else directory
+            try:
+                name = self._inspect(target)[0].name
+            except (ServingError, OSError):
+                continue
+            counts[name] = counts.get(name, 0) + 1
+        return sorted(counts, key=lambda name: -counts[name])
+
+    def _standby_fits(self, framework: str) -> bool:
+        """Whether a standby of ``framework`` fits the memory budget beside what is loaded and loading."""
+        return self.budget.shortfall(handlers.get(framework).worker_bytes, self.pids()) is None
 
     async def _preload(self) -> None:
         """Load every ``<id>/model`` (or ``<id>``) under the models root, named ``<id>``."""
@@ -195,9 +220,16 @@ class ModelService:
         Superseded); ``entry.replica_loads`` holds a future until then, so that an unload can
         wait for what is loading to be released."""
         need = entry.estimate_bytes
-        if not self.pool.started(framework.name, slot):
+        adopting = not self.pool.started(framework.name, slot) and self.pool.standby.has(framework.name)
+        if not self.pool.started(framework.name, slot) and not adopting:
             need += framework.worker_bytes
-        reservation = await self.budget.admit(need, self.pids)  # 507 unless it fits; near the limit, one load at a time
+        try:
+            reservation = await self.budget.admit(need, self.pids)  # 507 unless it fits; near the limit, one load at a time
+        except InsufficientMemory:
+            # Standbys give way to models: dropped (but the one about to take the slot) before a 507.
+            if not await self.pool.standby.drop(keep=framework.name if adopting else None):
+                raise
+            reservation = await self.budget.admit(need, self.pids)
         try:
             worker = await self.pool.worker(framework.name, slot)  # a restart's backoff may take a while
             self._still_wanted(entry)
@@ -215,6 +247,8 @@ class ModelService:
                 reservation.release()  # measured (in the worker's RSS from now on) or failed
             self.budget.remember(str(entry.path), header.get("memory_bytes", 0))
             over = self.budget.overrun(self.pids())
+            if over and await self.pool.standby.drop():
+                over = self.budget.overrun(self.pids())
             if over:  # the model took far more than its files promised (a model_fn that allocates, say)
                 taken = header.get("memory_bytes", 0) / 2**20
                 log.warning("%r took %.0f MB once loaded: over the memory budget, unloading it", entry.name, taken)
@@ -264,7 +298,8 @@ class ModelService:
         """A MemoryError in a worker is a 507 only when the budget really says no; otherwise the
         model or request asked for more than can ever be had (a pickle claiming 1 PiB, an array of
         2**40 rows), and the platform must not evict healthy models for it."""
-        if failure.status != 507 or self.budget.shortfall(0, self.pids()):
+        standbys = set(self.pool.standby.pids())  # they would be dropped before a refusal: not counted
+        if failure.status != 507 or self.budget.shortfall(0, [p for p in self.pids() if p not in standbys]):
             return failure
         if loading:
             return ServingError(f"the model failed to load: it asked for more memory than can be had ({failure.message})", 500)

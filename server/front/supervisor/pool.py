@@ -29,6 +29,7 @@ from server.front.background import Background
 from server.front.placement import Slots, restart_wait
 from server.front.supervisor.process import WorkerDied, WorkerProcess
 from server.front.supervisor.renewal import Renewals
+from server.front.supervisor.standby import Standbys, WarmPolicy
 from server.shared.environment import worker_environment
 from server.shared.protocol import Op, WorkerConfig
 
@@ -86,6 +87,8 @@ class WorkerPool:
         self.env = worker_environment(settings.intra_op_threads, settings.fpmath_mode)
         self.ping_interval = min(PING_INTERVAL_SECONDS, settings.timeout_seconds)
         self.renewals = Renewals(self)
+        policy = WarmPolicy(settings.warm_mode, settings.warm_frameworks, settings.warm_idle_seconds, settings.multi_model)
+        self.standby = Standbys(policy, self.config, self.env, settings.startup_timeout_seconds, self.models_held)
 
     def forgive(self, framework: str, slot: int) -> None:
         """The cause of a slot's crash loop is gone (quarantined): its next restart waits as after
@@ -115,7 +118,11 @@ class WorkerPool:
     # ------------------------------------------------------------------ queries
 
     def pids(self) -> list[int]:
-        return [w.pid for w in self.workers.values() if w.alive and w.pid] + self.renewals.pids()
+        """Every worker process's, standbys' and those being replaced included: the memory budget counts them all."""
+        return [w.pid for w in self.workers.values() if w.alive and w.pid] + self.renewals.pids() + self.standby.pids()
+
+    def models_held(self, framework: str) -> int:
+        return sum(len(w.models) for (f, _), w in self.workers.items() if f == framework and w.alive)
 
     def started(self, framework: str, slot: int) -> bool:
         return (framework, slot) in self.slots
@@ -167,9 +174,15 @@ class WorkerPool:
             raise Unavailable(f"the {framework} worker is restarting after repeated crashes; retry in {wait} s", wait)
 
     async def _start(self, framework: str, slot: int) -> WorkerProcess:
-        worker = WorkerProcess(self.config(framework, slot), slot, self.env)
+        worker = await self.standby.take(framework)  # its import paid already (server.front.supervisor.standby)
+        adopted = worker is not None
+        if worker is None:
+            worker = WorkerProcess(self.config(framework, slot), slot, self.env)
+            await worker.start(self.settings.startup_timeout_seconds)
+        else:
+            worker.place(slot)
         worker.on_timeout = self.renewals.check
-        await worker.start(self.settings.startup_timeout_seconds)
+        self.standby.started(framework, adopted)
         self.workers[(framework, slot)] = worker
         metrics.workers_running.labels(framework).inc()
         self.background.start(self._watch(worker, time.monotonic()), f"watch-{worker.name}")
@@ -241,6 +254,6 @@ class WorkerPool:
         then the pool's own tasks."""
         self.stopping = True
         workers = [*self.workers.values(), *self.renewals.underway]  # and those being replaced
-        await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
+        await asyncio.gather(*(w.stop() for w in workers), self.standby.stop(), return_exceptions=True)
         self.background.cancel()
         log.info("stopped %d worker(s)", len(self.workers))

@@ -82,6 +82,12 @@ class WorkerProcess:
         self.running = mmap.mmap(-1, running.SLOT.size)  # what its threads run (server.shared.running); made at start
         self.tasks: set[asyncio.Task[None]] = set()  # its reader and exit watcher, held until they end
 
+    def place(self, slot: int) -> None:
+        """A standby (``server.front.supervisor.standby``) takes ``slot``: known by its name from now on."""
+        self.slot = slot
+        self.name = f"{self.framework}-{slot}"
+        self.death = Death((self.framework, slot))
+
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None

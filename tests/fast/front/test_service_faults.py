@@ -16,6 +16,7 @@ from server.front.placement import Slots
 from server.front.service import ModelService
 from server.front.supervisor.load_slots import LoadSlots
 from server.front.supervisor.process import CallTimedOut, WorkerDied
+from server.front.supervisor.standby import Standbys, WarmPolicy
 from server.shared.protocol import Op
 
 pids = itertools.count(90001)
@@ -82,6 +83,7 @@ class StandInPool:
         self.forgiven: list[tuple[str, int]] = []
         self.replacing: set[StandInWorker] = set()  # workers whose renewal is under way
         self.renewals = self
+        self.standby = Standbys(WarmPolicy("none", (), 600.0, True), lambda framework, slot: None, {}, 1.0, lambda framework: 0)
 
     async def going(self, worker: StandInWorker) -> bool:
         """The renewals' word: whether the worker is on its way out (here: being replaced)."""

@@ -135,8 +135,8 @@ class Settings:
     max_concurrent_transforms: int
     program: str
     packages_root: Path
-    workers_per_framework: int  # replicas of every model at load (SAGEMAKER_MODEL_SERVER_WORKERS)
-    max_workers_per_framework: int  # worker slots of a framework: SAGEMAKER_MODEL_SERVER_WORKERS, else vCPUs - 1
+    replicas_per_model: int  # replicas of every model at load (SAGEMAKER_MODEL_SERVER_WORKERS)
+    slots_per_framework: int  # worker slots of a framework: SAGEMAKER_MODEL_SERVER_WORKERS, else vCPUs - 1
     auto_replicate: bool
     replicate_at: int  # outstanding requests on a replica's worker that make a model hot
     worker_threads: int
@@ -154,7 +154,7 @@ class Settings:
     # SAGEMAKER_SUBMIT_DIRECTORY: the SDK's code delivery (s3://.../sourcedir.tar.gz, file://..., a local
     # path), and where boto3 finds S3 for it (AWS_REGION / AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_S3 /
     # AWS_ENDPOINT_URL); server.front.submit_dir fetches it at start and fills in one of the two after.
-    submit_directory: str | None = None
+    submit_directory_url: str | None = None
     aws_region: str | None = None
     s3_endpoint_url: str | None = None
     submit_dir: Path | None = None  # the local directory holding the fetched code
@@ -216,10 +216,10 @@ class Settings:
             packages_root=Path(
                 _get(env, "MODEL_SERVER_PACKAGES_DIR") or Path(tempfile.gettempdir()) / "model-server-packages"
             ).absolute(),
-            workers_per_framework=workers,
+            replicas_per_model=workers,
             # Replicas beyond the cores the front leaves free only compete with it (measured on 2 cores:
             # a second replica gained nothing and tripled p99), so one core stays the front's.
-            max_workers_per_framework=explicit_workers or _number(env, "MODEL_SERVER_MAX_WORKERS", max(1, cpus - 1), 1, 64),
+            slots_per_framework=explicit_workers or _number(env, "MODEL_SERVER_MAX_WORKERS", max(1, cpus - 1), 1, 64),
             auto_replicate=_bool(env, "MODEL_SERVER_AUTO_REPLICATE", True) and explicit_workers is None,
             replicate_at=_number(env, "MODEL_SERVER_REPLICATE_AT", worker_threads, 1, 4096),
             worker_threads=worker_threads,
@@ -236,7 +236,7 @@ class Settings:
             log_level=log_level.upper(),
             fpmath_mode=fpmath_mode(env),
             accel_report=_bool(env, "MODEL_SERVER_ACCEL_REPORT", False),
-            submit_directory=_get(env, "SAGEMAKER_SUBMIT_DIRECTORY"),
+            submit_directory_url=_get(env, "SAGEMAKER_SUBMIT_DIRECTORY"),
             aws_region=_get(env, "AWS_REGION") or _get(env, "AWS_DEFAULT_REGION"),
             s3_endpoint_url=_get(env, "AWS_ENDPOINT_URL_S3") or _get(env, "AWS_ENDPOINT_URL"),
             max_decoded_factor=_number(env, "MODEL_SERVER_MAX_DECODED_FACTOR", 4.0, 1.0, 1024.0, float),

@@ -33,7 +33,7 @@ class ModelEntry:
     framework: str
     state: str = "loading"  # "loading" (first load or reload after a worker crash), "ready" or "quarantined"
     replicas: list[WorkerProcess] = field(default_factory=list)  # the workers holding it, ready to serve
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    settled: asyncio.Event = field(default_factory=asyncio.Event)  # set when a load ends, well or not
     failure: ServingError | None = None  # why the last load failed, for requests that waited on it
     estimate_bytes: int = 0
     memory_bytes: int = 0
@@ -69,7 +69,7 @@ class ModelEntry:
     def mark_ready(self, memory_bytes: int, seconds: float) -> None:
         self.state, self.failure = "ready", None
         self.memory_bytes, self.load_seconds, self.loaded_at = memory_bytes, seconds, time.time()
-        self.ready.set()
+        self.settled.set()
 
 
 def check_name(name: object) -> str:

@@ -108,7 +108,7 @@ class ModelService:
 
     # ------------------------------------------------------------------ queries
 
-    def ready(self) -> tuple[bool, str]:
+    def health(self) -> tuple[bool, str]:
         """Whether /ping is healthy: always in multi-model mode, once the model is up otherwise."""
         if self.settings.multi_model:
             return True, ""
@@ -174,9 +174,9 @@ class ModelService:
             framework, disk_bytes = self._inspect(path)  # a listing and a few stat calls
             entry.framework = framework.name
             entry.estimate_bytes = self.budget.estimate(str(path), int(disk_bytes * framework.memory_factor) + 2**20)
-            if self.settings.workers_per_framework > 1:  # SAGEMAKER_MODEL_SERVER_WORKERS: one on every slot
+            if self.settings.replicas_per_model > 1:  # SAGEMAKER_MODEL_SERVER_WORKERS: one on every slot
                 await asyncio.gather(*(self._add_replica(entry, framework, slot)
-                                       for slot in range(self.settings.workers_per_framework)))
+                                       for slot in range(self.settings.replicas_per_model)))
             else:
                 try:
                     await self._add_replica(entry, framework, placement.slot_for_new_model(self.pool.slots_of(framework.name)))
@@ -198,7 +198,7 @@ class ModelService:
             await asyncio.gather(*(self._release(w, entry) for w in replicas), return_exceptions=True)
             failure = err if isinstance(err, ServingError) else ServingError("the load was interrupted", 500)
             entry.failure = failure
-            entry.ready.set()
+            entry.settled.set()
             metrics.load_failures.labels(entry.framework, str(failure.status)).inc()
             log.warning("load of %r failed (%d): %s", name, failure.status, failure.message)
             raise
@@ -277,7 +277,7 @@ class ModelService:
         timeout = self.settings.load_timeout_seconds
         try:
             async with asyncio.timeout(timeout):
-                async with worker.load_slots.hold():
+                async with worker.load_permits.hold():
                     self._still_wanted(entry)  # unloaded while it waited for a slot
                     header, _ = await worker.call({"op": Op.LOAD, "key": entry.name, "path": str(entry.path), "copy": entry.copy})
         except TimeoutError:
@@ -326,7 +326,7 @@ class ModelService:
         for worker in replicas:
             self.pool.unassign(worker, name)
         metrics.loaded_models.labels(entry.framework).dec()
-        entry.ready.set()  # requests waiting on a reload: it is not coming
+        entry.settled.set()  # requests waiting on a reload: it is not coming
         # Replicas loading now (a reload after a crash) give themselves back when they finish.
         await asyncio.gather(*(self._release(worker, entry) for worker in replicas), *list(entry.replica_loads))
         metrics.unloading_time.observe(time.perf_counter() - started)
@@ -338,7 +338,7 @@ class ModelService:
         LoadModel (404) and drops whatever it makes if it ever ends. A load's ``model_fn`` may never
         return: waiting for it would hold the DELETE for the whole load timeout."""
         self._forget(entry)
-        entry.ready.set()
+        entry.settled.set()
         for worker in self.pool.workers.values():
             if worker.alive and worker.framework == entry.framework:  # the load's worker among them
                 self.background.start(worker.call({"op": Op.UNLOAD, "key": entry.name, "copy": entry.copy, "abandon_loads": True}),
@@ -431,7 +431,7 @@ class ModelService:
         """Wait for a model's (re)load; the error its request meets if it fails, is quarantined,
         or is unloaded meanwhile."""
         try:
-            await asyncio.wait_for(entry.ready.wait(), timeout)
+            await asyncio.wait_for(entry.settled.wait(), timeout)
         except TimeoutError:
             raise ServingError("the model is still loading; retry shortly", 503) from None
         if entry.state == "quarantined" and entry.failure is not None:
@@ -494,7 +494,7 @@ class ModelService:
             lost.append(entry)
             if not entry.replicas:
                 entry.state = "loading"
-                entry.ready.clear()
+                entry.settled.clear()
         self.lost.setdefault(worker, []).extend(lost)  # beside reloads its death interrupted
 
     def _quarantine(self, entry: ModelEntry, worker: WorkerProcess) -> None:
@@ -508,7 +508,7 @@ class ModelService:
         for other in replicas:
             self.pool.unassign(other, entry.name)
             self.background.start(self._release(other, entry), f"quarantine-{entry.name}")
-        entry.ready.set()
+        entry.settled.set()
         metrics.quarantines.labels(entry.framework).inc()
         log.error("quarantined %r: running at %d deaths of its %s worker (blame %.1f)", entry.name, len(record.deaths),
                   entry.framework, record.blame)
@@ -568,7 +568,7 @@ class ModelService:
                 self._forget(entry)
                 metrics.loaded_models.labels(entry.framework).dec()
                 entry.failure = err
-                entry.ready.set()
+                entry.settled.set()
                 log.error("reloading %r after the crash failed (%d): %s; it is unloaded", entry.name, err.status, err.message)
 
         first, suspects = self.ledger.reload_order(orphans, lambda entry: entry.name)

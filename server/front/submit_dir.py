@@ -46,7 +46,7 @@ class FetchError(ServingError):
 def prepare(settings: Settings) -> Settings:
     """``settings`` with the fetched directory (``submit_dir``), or in multi-model mode the failure
     (``submit_error``); in single-model mode a failure is a ``ConfigError``."""
-    url = settings.submit_directory
+    url = settings.submit_directory_url
     if not url:
         return settings
     try:

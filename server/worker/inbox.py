@@ -132,7 +132,7 @@ class Inbox:
         self.reader = reader
         self.grouping = grouping  # a model's name -> its batching, None when its requests run one by one
         self.frames: deque[Frame] = deque()
-        self.ready = threading.Condition()
+        self.changed = threading.Condition()
         self.reading = False  # a thread is reading the socket
         self.closed = False  # the front closed the socket or asked the worker to stop
         self.stopped = threading.Event()  # set with closed, for the thread waiting on it (never the condition)
@@ -143,7 +143,7 @@ class Inbox:
 
     def take(self) -> Work | None:
         """The next frame to run, or group of invokes of one model; None when the worker is to stop."""
-        with self.ready:
+        with self.changed:
             while not self.closed:
                 picked = self._pick()
                 if picked is not None:
@@ -151,7 +151,7 @@ class Inbox:
                     if settings is not None and settings.max_delay_ms > 0 and len(work.frames) < settings.max_batch_size:
                         self._gather(work.frames, settings)
                     if self._startable() or (work.started is not None and not self.reading and not self.watching):
-                        self.ready.notify()  # to start what else may start, or to watch this invoke
+                        self.changed.notify()  # to start what else may start, or to watch this invoke
                     return work
                 if self.closed:  # a shutdown frame
                     break
@@ -160,11 +160,11 @@ class Inbox:
                     if busy is not None and self.frames and not self.watching:
                         self._watch(busy)  # frames wait on a quick invoke: look again if it stalls
                     else:
-                        self.ready.wait()  # the reader wakes one of us when it brings more than it takes
+                        self.changed.wait()  # the reader wakes one of us when it brings more than it takes
                 elif busy is None:
                     self._fill(None)
                 elif self.watching:
-                    self.ready.wait()
+                    self.changed.wait()
                 else:
                     self._watch(busy)
             return None
@@ -179,7 +179,7 @@ class Inbox:
         if work.started is None:
             return
         key = work.grouped
-        with self.ready:
+        with self.changed:
             del self.invoking[work]
             if key is not None:
                 self.running[key] -= 1
@@ -242,7 +242,7 @@ class Inbox:
         then and reads (one thread watches, the others wait)."""
         self.watching = True
         try:
-            self.ready.wait(busy)
+            self.changed.wait(busy)
         finally:
             self.watching = False
 
@@ -271,9 +271,9 @@ class Inbox:
                 if left <= 0:
                     break
                 if self.reading:
-                    self.ready.wait(left)
+                    self.changed.wait(left)
                     if self._startable():  # woken for a frame of another model: wake a thread that can start it
-                        self.ready.notify()
+                        self.changed.notify()
                 else:
                     self._fill(left)
                 self._join(group, key, settings.max_batch_size)
@@ -283,13 +283,13 @@ class Inbox:
     def _fill(self, timeout: float | None) -> None:
         """Read from the socket with the lock released; what arrives goes to the inbox."""
         self.reading = True
-        self.ready.release()
+        self.changed.release()
         try:
             frames = self.reader.read(timeout)
         except OSError:
             frames = None
         finally:
-            self.ready.acquire()
+            self.changed.acquire()
             self.reading = False
         if frames is None:
             self._close()
@@ -299,4 +299,4 @@ class Inbox:
     def _close(self) -> None:
         self.closed = True
         self.stopped.set()
-        self.ready.notify_all()
+        self.changed.notify_all()

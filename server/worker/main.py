@@ -156,7 +156,7 @@ class Worker:
             if copy is not None and copy in self.abandoned:
                 raise Abandoned()
             self.loading[load_id] = (key, copy)
-        slot = self.running.claim(load_id)
+        row = self.running.claim(load_id)
         served: serving.ServedModel | None = None
         try:
             served = serving.load(
@@ -164,7 +164,7 @@ class Worker:
                 Path(config.submit_dir) if config.submit_dir else None, config.batching,
             )
         finally:
-            self.running.release(slot)
+            self.running.release(row)
             with self.models_lock:
                 del self.loading[load_id]
                 answered = load_id in self.answered
@@ -287,9 +287,9 @@ class Worker:
 
     def serve(self) -> None:
         """Run the worker's threads until the front goes away or says to stop."""
-        def take_turns(slot: int) -> None:
+        def take_turns(row: int) -> None:
             while (work := self.inbox.take()) is not None:
-                self.running.mark(slot, work.frames[0][0]["id"])
+                self.running.mark(row, work.frames[0][0]["id"])
                 try:
                     if work.frames[0][0]["op"] == Op.INVOKE:
                         self.invoke(work.frames)  # type: ignore[arg-type]
@@ -299,7 +299,7 @@ class Worker:
                     log.exception("%s failed unanswered", work.frames[0][0]["op"])
                     self.answer_failed(work.frames)
                 finally:
-                    self.running.clear(slot)
+                    self.running.clear(row)
                     self.inbox.done(work)
 
         threads = [threading.Thread(target=take_turns, args=(index,), name=f"serve-{index}", daemon=True)

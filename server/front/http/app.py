@@ -41,7 +41,7 @@ def build_app(settings: Settings, service: ModelService | None = None) -> ASGIAp
     service = service or ModelService(settings)
 
     async def ping(request: Request) -> Response:
-        healthy, why = service.ready()
+        healthy, why = service.health()
         return Response(b"", 200) if healthy else error_response(ServingError(why, 503))
 
     async def execution_parameters(request: Request) -> Response:

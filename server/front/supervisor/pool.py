@@ -129,7 +129,7 @@ class WorkerPool:
 
     def slots_of(self, framework: str) -> Slots[WorkerProcess]:
         """A framework's slots, for ``server.front.placement`` to choose from."""
-        count, now = self.settings.max_workers_per_framework, time.monotonic()
+        count, now = self.settings.slots_per_framework, time.monotonic()
         return Slots(count, {s: w for (f, s), w in self.workers.items() if f == framework},
                      {s for f, s in self.slots if f == framework},
                      {s: b.until - now for (f, s), b in self.backoffs.items() if f == framework and b.until > now})

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from server.front.ledger import Death, Work
-from server.front.supervisor.load_slots import LoadSlots
+from server.front.supervisor.load_permits import LoadPermits
 from server.shared import running
 from server.shared.paths import PROJECT_ROOT
 from server.shared.protocol import HELLO_ID, PREFIX, SHUTDOWN_ID, Op, WorkerConfig, pack, parse_header, unpack_prefix
@@ -60,7 +60,7 @@ def describe_returncode(code: int | None) -> str:
 
 class WorkerProcess:
     def __init__(self, config: WorkerConfig, slot: int, env: dict[str, str]):
-        self.load_slots = LoadSlots(config.load_threads)  # loads started at once (a slow one frees its slot)
+        self.load_permits = LoadPermits(config.load_threads)  # loads started at once (a slow one frees its slot)
         self.framework = config.framework
         self.slot = slot
         self.name = config.name
@@ -79,7 +79,7 @@ class WorkerProcess:
         self.on_timeout: Callable[[WorkerProcess], None] | None = None  # told of each (the pool's renewals)
         self.ping: asyncio.Future[Frame] | None = None  # the answer to its latest ping (the pool's liveness)
         self.death = Death((self.framework, slot))  # what it was running when it died (nothing until then)
-        self.running = mmap.mmap(-1, running.SLOT.size)  # what its threads run (server.shared.running); made at start
+        self.running = mmap.mmap(-1, running.ROW.size)  # what its threads run (server.shared.running); made at start
         self.tasks: set[asyncio.Task[None]] = set()  # its reader and exit watcher, held until they end
 
     def place(self, slot: int) -> None:

@@ -23,7 +23,7 @@ class RecordingService:
     async def stop(self):
         pass
 
-    def ready(self):
+    def health(self):
         return True, ""
 
     def memory_rss(self):

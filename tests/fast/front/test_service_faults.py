@@ -14,7 +14,7 @@ from server.config import Settings
 from server.front.ledger import Death
 from server.front.placement import Slots
 from server.front.service import ModelService
-from server.front.supervisor.load_slots import LoadSlots
+from server.front.supervisor.load_permits import LoadPermits
 from server.front.supervisor.process import CallTimedOut, WorkerDied
 from server.front.supervisor.standby import Standbys, WarmPolicy
 from server.shared.protocol import Op
@@ -30,7 +30,7 @@ class StandInWorker:
         self.alive = True
         self.death = Death((self.framework, slot))
         self.models: set[str] = set()
-        self.load_slots = LoadSlots(4)
+        self.load_permits = LoadPermits(4)
         self.calls: list[tuple[str, str]] = []
         self.pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self.hold: dict[str, asyncio.Event] = {}  # a load of this model waits for the event

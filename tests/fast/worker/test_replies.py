@@ -68,5 +68,5 @@ def test_the_front_reads_what_the_worker_threads_run_in_the_shared_table():
     table.clear(0)
     table.release(load)
     assert running.running_ids(front) == set()
-    slots = [table.claim(n) for n in range(1, running.LOAD_SLOTS + 2)]
-    assert slots[-1] is None and len(running.running_ids(front)) == running.LOAD_SLOTS  # full: unrecorded
+    rows = [table.claim(n) for n in range(1, running.LOAD_ROWS + 2)]
+    assert rows[-1] is None and len(running.running_ids(front)) == running.LOAD_ROWS  # full: unrecorded

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 HOLD_SECONDS = 2.0  # most loads take milliseconds; a big TensorFlow model a second or two
 
 
-class LoadSlots:
+class LoadPermits:
     def __init__(self, count: int, hold_seconds: float = HOLD_SECONDS):
         self.semaphore = asyncio.Semaphore(count)
         self.hold_seconds = hold_seconds

@@ -1,14 +1,14 @@
-"""The front's load slots (server/front/supervisor/load_slots.py): they bound how many loads start
+"""The front's load slots (server/front/supervisor/load_permits.py): they bound how many loads start
 together, and a load that never ends gives its slot back after the hold time."""
 
 import asyncio
 
-from server.front.supervisor.load_slots import LoadSlots
+from server.front.supervisor.load_permits import LoadPermits
 
 
 def test_loads_that_never_end_hold_their_slots_only_for_the_hold_time():
     async def scenario() -> tuple[float, float]:
-        slots = LoadSlots(2, hold_seconds=0.2)
+        slots = LoadPermits(2, hold_seconds=0.2)
         loop = asyncio.get_running_loop()
         forever = asyncio.Event()
 
@@ -34,7 +34,7 @@ def test_loads_that_never_end_hold_their_slots_only_for_the_hold_time():
 
 def test_slots_bound_how_many_loads_start_together():
     async def scenario() -> int:
-        slots = LoadSlots(2, hold_seconds=10)
+        slots = LoadPermits(2, hold_seconds=10)
         running = peak = 0
 
         async def load() -> None:

@@ -2,28 +2,9 @@
 a real socket pair: an unload queued behind others leaves alone a copy loaded since, and an
 abandoned load is answered at once, its own end saying nothing."""
 
-import socket
 import threading
 
-import pytest
-
-from server.shared import running
-from server.shared.protocol import Op, WorkerConfig
-from server.worker.inbox import FrameReader
-from server.worker.main import Worker
-
-
-@pytest.fixture
-def pair():
-    front, worker = socket.socketpair()
-    front.settimeout(5)
-    config = WorkerConfig(framework="sklearn", name="sklearn-0", threads=1, load_threads=1, default_accept="application/json",
-                          log_level="INFO", program="inference.py", intra_op_threads=1, packages_root="packages",
-                          max_decoded_bytes=2**20)
-    _, fd = running.create(config.threads)
-    yield FrameReader(front), Worker(config, worker, running.RunningTable(fd, config.threads))
-    front.close()
-    worker.close()
+from server.shared.protocol import Op
 
 
 def test_an_unload_of_an_earlier_copy_leaves_the_later_one(pair):

@@ -1,27 +1,11 @@
 """The worker's replies (server/worker.py) in-process, on a real socket pair: whatever goes
 wrong while a reply is made or written, the front gets an answer for every frame it sent."""
 
-import socket
 
-import pytest
 
 from server.shared import running
-from server.shared.protocol import Op, WorkerConfig
-from server.worker.inbox import FrameReader
+from server.shared.protocol import Op
 from server.worker.main import Worker
-
-
-@pytest.fixture
-def pair():
-    front, worker = socket.socketpair()
-    front.settimeout(5)
-    config = WorkerConfig(framework="sklearn", name="sklearn-0", threads=1, load_threads=1, default_accept="application/json",
-                          log_level="INFO", program="inference.py", intra_op_threads=1, packages_root="packages",
-                          max_decoded_bytes=2**20)
-    _, fd = running.create(config.threads)
-    yield FrameReader(front), Worker(config, worker, running.RunningTable(fd, config.threads))
-    front.close()
-    worker.close()
 
 
 def test_a_reply_that_cannot_be_written_goes_as_a_500_and_its_neighbours_as_they_are(pair):

@@ -7,7 +7,7 @@ checked against (or redrawn from) its numbers. Three kinds, for the questions a 
 - ``lines``: one panel per case, one line per server, e.g. req/s against clients or p99 against
   clients (``networks.py``); a reference (the framework's own in-process limit) as a dashed line.
 - ``bars``: one bar per label, e.g. the first LoadModel per framework or memory per model
-  (``coldstart.py``, ``density.py``), with an optional target drawn across.
+  (``coldstart.py``, ``density.py``), with targets drawn across.
 
 matplotlib draws with its file-only backend (Agg): no display is needed.
 """
@@ -35,6 +35,12 @@ def _save(figure, name: str, data: dict, directory: Path) -> Path:
     _pyplot().close(figure)
     (directory / f"{name}.json").write_text(json.dumps(data, indent=1) + "\n")
     return target
+
+
+def _short(value: float) -> str:
+    if not value:
+        return ""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def lines(name: str, title: str, panels: dict[str, dict[str, list[tuple[float, float]]]], xlabel: str, ylabel: str,
@@ -78,9 +84,10 @@ def lines(name: str, title: str, panels: dict[str, dict[str, list[tuple[float, f
                                 "references": references or {}}, directory)
 
 
-def bars(name: str, title: str, groups: dict[str, dict[str, float]], ylabel: str, target: float | None = None,
+def bars(name: str, title: str, groups: dict[str, dict[str, float]], ylabel: str, targets: dict[str, float] | None = None,
          log_y: bool = False, note: str = "", directory: Path = CHARTS) -> Path:
-    """``groups``: x label -> series label -> value (bars side by side per x label)."""
+    """``groups``: x label -> series label -> value (bars side by side per x label); ``targets``:
+    label -> value, each a dashed line across."""
     plt = _pyplot()
     series = list(dict.fromkeys(label for values in groups.values() for label in values))
     width = 0.8 / max(1, len(series))
@@ -89,16 +96,16 @@ def bars(name: str, title: str, groups: dict[str, dict[str, float]], ylabel: str
         xs = [position + (index - (len(series) - 1) / 2) * width for position in range(len(groups))]
         values = [groups[group].get(label, 0.0) for group in groups]
         drawn = axis.bar(xs, values, width, label=label, color=COLOURS[index % len(COLOURS)])
-        axis.bar_label(drawn, labels=[f"{value:.3g}" if value else "" for value in values], fontsize=7)
+        axis.bar_label(drawn, labels=[_short(value) for value in values], fontsize=7)
     axis.set_xticks(range(len(groups)), list(groups), fontsize=9)
-    if target is not None:
-        axis.axhline(target, linestyle="--", color="black", linewidth=1, label=f"target {target:g}")
+    for (label, value), style in zip((targets or {}).items(), ("--", ":", "-.")):
+        axis.axhline(value, linestyle=style, color="black", linewidth=1, label=label)
     if log_y:
         axis.set_yscale("log")
     axis.set_ylabel(ylabel)
     axis.grid(True, axis="y", alpha=0.3)
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axis.set_title(title + (f"\n{note}" if note else ""), fontsize=10)
     figure.tight_layout()
-    return _save(figure, name, {"title": title, "note": note, "ylabel": ylabel, "groups": groups, "target": target},
+    return _save(figure, name, {"title": title, "note": note, "ylabel": ylabel, "groups": groups, "targets": targets or {}},
                  directory)

@@ -13,7 +13,9 @@ one run, one after the other so that they never share the cores:
    threads (``--threads``, default the server's ``MODEL_SERVER_INTRA_OP_THREADS``) loads the
    artifact through the handler's ``load`` and times the framework's own call (``model(tensor)``,
    ``session.run``, the serving signature) on batches of ``--batches`` inputs: rows/s and the
-   p50 of one call. That is the limit of these cores for that model.
+   p50 of one call. That is the limit of these cores for that model. It runs twice, before the
+   servers and after them, and the best of the two counts (a busy neighbour during one pass
+   would otherwise make the server look faster than its framework).
 2. **this server**: ONE multi-model server (``harness.server.ServerProcess``) holds every
    artifact twice, batched (the server's default) and with ``batching.json``
    ``{"enabled": false}``; ``wrk`` drives each at ``--clients`` keep-alive clients
@@ -145,6 +147,20 @@ def in_process(models: Path, network: str, framework: str, threads: int, batches
     return {int(size): figure for size, figure in json.loads(lines[-1]).items()}
 
 
+def best(passes: list[dict]) -> dict:
+    """The limit: per (network, framework) and batch, the best of the in-process passes (one runs
+    before the servers, one after, so that a neighbour busy during one of them lowers neither)."""
+    limits: dict = {}
+    for key in passes[0]:
+        limits[key] = {}
+        for size in passes[0][key]:
+            figures = [one[key][size] for one in passes]
+            limits[key][size] = {"rows_per_s": max(f["rows_per_s"] for f in figures),
+                                 "call_p50_ms": min(f["call_p50_ms"] for f in figures),
+                                 "passes": figures}
+    return limits
+
+
 def rate_at(figures: dict, batch: float) -> float:
     """In-process rows/s at ``batch`` rows per call: linear in log2(batch) between measured sizes."""
     sizes = sorted(figures)
@@ -173,6 +189,14 @@ def batch_totals(server: ServerProcess) -> dict[str, tuple[float, float]]:
     return {framework: (values.get("sum", 0.0), values.get("count", 0.0)) for framework, values in found.items()}
 
 
+ANSWERED = re.compile(r'^invocations_total\{[^}]*\} (\S+)$', re.M)
+
+
+def answered(server: ServerProcess) -> float:
+    """Invocations answered so far, every framework and status, from ``/metrics``."""
+    return sum(float(value) for value in ANSWERED.findall(server.client.get("/metrics").text))
+
+
 def mean_batch(before: dict, after: dict, framework: str) -> float | None:
     requests = after.get(framework, (0, 0))[0] - before.get(framework, (0, 0))[0]
     calls = after.get(framework, (0, 0))[1] - before.get(framework, (0, 0))[1]
@@ -195,8 +219,20 @@ class Pacing:
     def duration(self, network: str, framework: str, clients: int) -> float:
         return min(self.most, max(self.seconds, 4 * clients / self.rate(network, framework)))
 
-    def drain(self, network: str, framework: str, clients: int) -> None:
-        time.sleep(min(15.0, clients / self.rate(network, framework)))
+    def drain(self, network: str, framework: str, clients: int, server: ServerProcess | None = None) -> None:
+        """Until the requests wrk left in flight are answered: with our server, until its count of
+        answered invocations stops moving for two batch-1 calls' time; else twice their share of time."""
+        quiet = max(0.3, 2 / self.rate(network, framework))
+        if server is None:
+            time.sleep(min(30.0, 2 * clients / self.rate(network, framework)))
+            return
+        deadline, last = time.monotonic() + 60, None
+        while time.monotonic() < deadline:
+            done = answered(server)
+            if done == last:
+                return
+            last = done
+            time.sleep(quiet)
 
     def timeout(self, network: str, framework: str, clients: int) -> float:
         return max(10.0, 4 * clients / self.rate(network, framework))
@@ -261,7 +297,7 @@ def drive_ours(args, models: Path, pairs: list[tuple[str, str]], bodies: dict, w
                         figure = wrk.run(server.port, [f"/models/{name}/invoke"], bodies[network], NPY, clients,
                                          pacing.duration(network, framework, clients), accept=NPY,
                                          timeout=pacing.timeout(network, framework, clients))
-                        pacing.drain(network, framework, clients)
+                        pacing.drain(network, framework, clients, server)
                         figure["mean_batch"] = mean_batch(before, batch_totals(server), framework)
                         results.setdefault((network, framework, mode, clients), []).append(figure)
             print(f"[{time.strftime('%H:%M:%S')}] ours: round {round_number + 1}/{args.rounds} done", flush=True)
@@ -459,13 +495,18 @@ def main() -> None:
         print(f"[{time.strftime('%H:%M:%S')}] built {len(pairs)} artifacts in {time.monotonic() - started:.0f}s", flush=True)
         bodies = {network: npy(request(network)) for network in networks}
 
-        limits = {}
-        for network, framework in pairs:
-            limits[(network, framework)] = in_process(models, network, framework, args.threads, args.batches,
-                                                      args.in_process_seconds)
-            print(f"[{time.strftime('%H:%M:%S')}] in process {network}-{framework}: "
-                  f"{json.dumps(limits[(network, framework)])}", flush=True)
-        pacing = Pacing(args, limits)
+        passes: list[dict] = []
+
+        def measure_in_process(when: str) -> None:
+            passes.append({})
+            for network, framework in pairs:
+                passes[-1][(network, framework)] = in_process(models, network, framework, args.threads, args.batches,
+                                                              args.in_process_seconds)
+                print(f"[{time.strftime('%H:%M:%S')}] in process {network}-{framework} ({when}): "
+                      f"{json.dumps(passes[-1][(network, framework)])}", flush=True)
+
+        measure_in_process("before the servers")
+        pacing = Pacing(args, passes[0])
         ours = {key: median(value) for key, value in drive_ours(args, models, pairs, bodies, work, pacing).items()}
         peer = {}
         if "pytorch" in frameworks and not args.no_torchserve:
@@ -473,6 +514,8 @@ def main() -> None:
                 peer = {key: median(value) for key, value in drive_torchserve(args, models, networks, bodies, work, pacing).items()}
             except Exception as error:  # reported and left out; our figures stand alone
                 print(f"torchserve left out: {error}", flush=True)
+        measure_in_process("after the servers")
+        limits = best(passes)
 
     ratios = report(args, pairs, limits, ours, peer)
     draw(args, pairs, limits, ours, peer)

@@ -221,8 +221,8 @@ class Pacing:
 
     def drain(self, network: str, framework: str, clients: int, server: ServerProcess | None = None) -> None:
         """Until the requests wrk left in flight are answered: with our server, until its count of
-        answered invocations stops moving for two batch-1 calls' time; else twice their share of time."""
-        quiet = max(0.3, 2 / self.rate(network, framework))
+        answered invocations stops moving for twice a batch of them; else twice their share of time."""
+        quiet = max(0.5, 2 * clients / self.rate(network, framework))  # longer than a batch of them takes
         if server is None:
             time.sleep(min(30.0, 2 * clients / self.rate(network, framework)))
             return

@@ -25,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import charts  # noqa: E402
 from benchmarks.loadgen import measure  # noqa: E402
 from harness.server import ServerProcess, free_port, tree_memory  # noqa: E402
 from models import data  # noqa: E402
@@ -40,6 +41,7 @@ class NoOp:
 def model_fn(model_dir):
     return NoOp()
 """
+INCUMBENT_MB_PER_MODEL = 90  # multi-model-server + sagemaker-inference, measured for issue 2
 INVOKED = (("sklearn", "m0000"), ("xgboost", "m0001"), ("no-op", "noop"))
 
 
@@ -154,6 +156,11 @@ def main() -> None:
                   f"{b['requests_per_s']:>12.0f} {b['p50_ms']:>7.2f} {b['p99_ms']:>7.2f} | {o['requests_per_s'] / b['requests_per_s']:.0%}")
     print("(target: 8-client ratio >= 40%; incumbent ~1,100 req/s at 8 clients. 'no-op' is a model whose")
     print(" predict returns at once: the cost of serving alone. sklearn's own predict of one row is ~0.2 ms.)")
+    per_model = {"this server": {"RSS": (rss2 - rss1) / added / mb, "PSS": (pss2 - pss1) / added / mb},
+                 "multi-model-server (issue 2)": {"RSS": INCUMBENT_MB_PER_MODEL}}
+    drawn = charts.bars("density-memory-per-model", f"memory per added model, {added} small models", per_model, "MB",
+                        targets={"target 5 MB": 5}, log_y=True, note="scikit-learn and XGBoost models; the whole process tree")
+    print(f"\ncharts: {drawn}")
 
 
 if __name__ == "__main__":

@@ -407,15 +407,53 @@ class Handler:
 '''
 
 
+# TorchServe's handler for networks (benchmarks/networks.py): an NPY array per request in, the
+# requests of one batch stacked along their first axis, an NPY array per request out.
+TORCHSERVE_NPY_HANDLER = '''\
+import io
+import os
+
+import numpy as np
+import torch
+
+
+class Handler:
+    def initialize(self, context):
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+        self.model = torch.jit.load(os.path.join(context.system_properties["model_dir"], "model.pt")).eval()
+        print(f"math threads: {torch.get_num_threads()}", flush=True)
+        self.initialized = True
+
+    def handle(self, data, context):
+        arrays = [np.load(io.BytesIO(bytes(item.get("body") or item.get("data")))) for item in data]
+        with torch.inference_mode():
+            out = self.model(torch.from_numpy(np.concatenate(arrays).astype(np.float32))).numpy()
+        answers, start = [], 0
+        for index, array in enumerate(arrays):
+            buffer = io.BytesIO()
+            np.save(buffer, out[start:start + len(array)])
+            start += len(array)
+            context.set_response_content_type(index, "application/x-npy")
+            answers.append(buffer.getvalue())
+        return answers
+'''
+
+
 class TorchServe(Peer):
-    """TorchServe 0.12: a ``.mar`` per model made by torch-model-archiver with the handler above."""
+    """TorchServe 0.12: a ``.mar`` per model made by torch-model-archiver with the handler above
+    (or ``handler``: the source of another). ``load(model, batch_size)`` registers it with
+    TorchServe's own batching: up to ``batch_size`` requests merged, waiting up to
+    ``max_batch_delay_ms`` for them (1, the default: none)."""
 
     label = "torchserve"
     many = False
 
-    def __init__(self, workdir: Path, workers: int, venv: Path):
+    def __init__(self, workdir: Path, workers: int, venv: Path, handler: str = TORCHSERVE_HANDLER,
+                 max_batch_delay_ms: int = 100):
         super().__init__(workdir, workers)
         self.venv = venv
+        self.handler = handler
+        self.max_batch_delay_ms = max_batch_delay_ms
         self.store = workdir / "store"
         self.store.mkdir(exist_ok=True)
         self.management = free_port()
@@ -435,16 +473,18 @@ class TorchServe(Peer):
 
     def prepare(self, models: list[Model]) -> None:
         handler = self.workdir / "handler.py"
-        handler.write_text(TORCHSERVE_HANDLER)
+        handler.write_text(self.handler)
         for model in models:
             if not (self.store / f"{model.name}.mar").exists():
                 subprocess.run([str(self.venv / "bin" / "torch-model-archiver"), "--model-name", model.name,
                                 "--version", "1.0", "--serialized-file", str(model.canonical_file()),
                                 "--handler", str(handler), "--export-path", str(self.store)], check=True)
 
-    def load(self, model: Model) -> None:
+    def load(self, model: Model, batch_size: int = 1) -> None:
+        batch = {"batch_size": batch_size, "max_batch_delay": self.max_batch_delay_ms} if batch_size > 1 else {}
         response = self.client.post(self.url("/models", self.management), params={
-            "url": f"{model.name}.mar", "model_name": model.name, "initial_workers": self.workers, "synchronous": "true"})
+            "url": f"{model.name}.mar", "model_name": model.name, "initial_workers": self.workers, "synchronous": "true",
+            **batch})
         self.check(response, f"LoadModel {model.name}")
 
     def unload(self, name: str) -> None:

@@ -24,7 +24,7 @@ local n = #paths
 wrk.method = "POST"
 wrk.body = %(body)s
 wrk.headers["Content-Type"] = %(content_type)s
-wrk.headers["Accept"] = "application/json"
+wrk.headers["Accept"] = %(accept)s
 
 local next_seed = 1
 function setup(thread)
@@ -70,6 +70,19 @@ def _lua_string(text: str) -> str:
     return json.dumps(text)  # a JSON string literal is a valid Lua string literal for ASCII text
 
 
+def _lua_bytes(data: bytes) -> str:
+    """Any bytes as a Lua string literal: printable ASCII as is, the rest as decimal escapes
+    (an NPY body is binary, which a JSON string cannot carry)."""
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and text.isprintable():
+        return _lua_string(text)
+    keep = set(range(0x20, 0x7F)) - {ord('"'), ord("\\")}
+    return '"' + "".join(chr(byte) if byte in keep else f"\\{byte:03d}" for byte in data) + '"'
+
+
 def _cdf(count: int, exponent: float) -> str:
     weights = [1 / (rank ** exponent) for rank in range(1, count + 1)]
     total, running, cumulative = sum(weights), 0.0, []
@@ -80,27 +93,30 @@ def _cdf(count: int, exponent: float) -> str:
     return "{" + ",".join(f"{value:.9f}" for value in cumulative) + "}"
 
 
-def script(paths: list[str], body: bytes, content_type: str, zipf: float | None = None) -> str:
+def script(paths: list[str], body: bytes, content_type: str, zipf: float | None = None,
+           accept: str = "application/json") -> str:
     """The Lua script of one run (exposed so that a run can be repeated by hand)."""
     return LUA % {
         "paths": ",".join(_lua_string(path) for path in paths),
         "cdf": _cdf(len(paths), zipf) if zipf and len(paths) > 1 else "nil",
-        "body": _lua_string(body.decode()),
+        "body": _lua_bytes(body),
         "content_type": _lua_string(content_type),
+        "accept": _lua_string(accept),
     }
 
 
 def run(port: int, paths: list[str], body: bytes, content_type: str, clients: int, seconds: float,
-        zipf: float | None = None) -> dict:
-    """req/s, p50/p99 ms and error count of one bounded wrk run against 127.0.0.1:port."""
+        zipf: float | None = None, accept: str = "application/json", timeout: float = 10) -> dict:
+    """req/s, p50/p99 ms and error count of one bounded wrk run against 127.0.0.1:port; a request
+    unanswered after ``timeout`` seconds counts as an error."""
     if not available():
         raise RuntimeError(INSTALL_HINT)
     with tempfile.TemporaryDirectory() as tmp:
         lua = Path(tmp) / "run.lua"
-        lua.write_text(script(paths, body, content_type, zipf))
+        lua.write_text(script(paths, body, content_type, zipf, accept))
         command = ["wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{max(1, round(seconds))}s",
-                   "--timeout", "10s", "-s", str(lua), f"http://127.0.0.1:{port}{paths[0]}"]
-        finished = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+                   "--timeout", f"{max(1, round(timeout))}s", "-s", str(lua), f"http://127.0.0.1:{port}{paths[0]}"]
+        finished = subprocess.run(command, capture_output=True, text=True, timeout=seconds + timeout + 60)
     lines = [line for line in finished.stdout.splitlines() if line.startswith('{"requests"')]
     if finished.returncode != 0 or not lines:
         raise RuntimeError(f"wrk failed ({finished.returncode}): {finished.stderr.strip() or finished.stdout[-500:]}")

@@ -1,4 +1,4 @@
-"""Cold start (issue 22, point 1): what a user waits for before a framework's first answer.
+"""Cold start: what a user waits for before a framework's first answer.
 
     .venv/bin/python benchmarks/coldstart.py [--quick] [--servers 5] [--restarts 3]
         [--frameworks sklearn,xgboost,pytorch,onnx,tensorflow,prophet] [--no-mms] [--env VAR=VALUE ...]
@@ -7,10 +7,11 @@ Models: the examples of ``models/examples`` (``sklearn-iris``, ``xgboost-binary`
 ``pytorch-mlp``, ``onnx-classifier``, ``tensorflow-savedmodel``, the first Prophet customer),
 trained on generated data. Measured, each on fresh servers (``harness.server.ServerProcess``;
 ``--env`` adds variables to every one of ours, so that the same script compares two
-implementations, e.g. ``--env MODEL_SERVER_SPARE_WORKERS=all`` against none):
+implementations, e.g. ``--env MODEL_SERVER_WARM_FRAMEWORKS=none`` against the default):
 
 1. **first LoadModel per framework**: ``--servers`` fresh multi-model servers; once ``/ping``
-   answers, the first LoadModel of each framework in turn (starting its worker and importing
+   answers and the server's standby workers are up (``standby_workers`` in ``/metrics``; how long
+   that took is printed), the first LoadModel of each framework in turn (starting its worker and importing
    the framework). p50 and max over the servers. Target: p50 <= 100 ms.
 2. **restarted worker back serving** (scikit-learn, XGBoost, ONNX): in one server with the model
    loaded and answering, SIGKILL the framework's worker and time until an invocation of the
@@ -118,11 +119,30 @@ def workers(server: ServerProcess) -> dict[str, psutil.Process]:
     return found
 
 
+def wait_warm(server: ServerProcess, frameworks: set[str], env: dict, timeout: float = 120) -> float | None:
+    """Seconds until every framework of ``frameworks`` has a standby worker (None when standbys
+    are off): the server is up when its warm workers are."""
+    if env.get("MODEL_SERVER_WARM_FRAMEWORKS", "auto").lower() == "none":
+        return None
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        text = server.client.get("/metrics").text
+        ready = {f for f in frameworks if f'standby_workers{{framework="{f}"}} 1.0' in text}
+        if ready == frameworks:
+            return time.perf_counter() - started
+        time.sleep(0.05)
+    return time.perf_counter() - started
+
+
 def first_loads(args, models: dict[str, Path], env: dict, work: Path) -> dict[str, list[float]]:
     loads: dict[str, list[float]] = {framework: [] for framework in models}
     for index in range(args.servers):
         server = ServerProcess({**env, "SAGEMAKER_MULTI_MODEL": "true"}, work / f"first-{index}.log")
         try:
+            warm = wait_warm(server, set(models), env)
+            if warm is not None:
+                print(f"[{time.strftime('%H:%M:%S')}] server {index + 1}: standbys of {len(models)} frameworks up "
+                      f"{warm:.1f} s after /ping", flush=True)
             for framework, directory in models.items():
                 started = time.perf_counter()
                 server.load(framework, directory)

@@ -1,4 +1,4 @@
-"""Real networks at the limit (issue 22, point 2): each framework's own speed, this server's, TorchServe's.
+"""Real networks at the limit: each framework's own speed, this server's, TorchServe's.
 
     .venv/bin/python benchmarks/networks.py [--quick] [--seconds 5] [--rounds 2] [--clients 1,8,32]
         [--batches 1,8,32] [--networks resnet18,encoder] [--frameworks pytorch,onnx,tensorflow]
@@ -29,7 +29,7 @@ one run, one after the other so that they never share the cores:
    compute as our one worker of one math thread).
 
 Printed per network and framework: the in-process table, then per client count and mode req/s,
-p50, p99 and the mean batch; then the issue's ratios: at the most clients, server req/s over the
+p50, p99 and the mean batch; then the target ratios: at the most clients, server req/s over the
 in-process rate at the batch size the server reached (interpolated between the measured batch
 sizes on a log scale; target >= 90%); p50 at 1 client minus the in-process batch-1 call (target
 <= 1 ms); ours over TorchServe, same mode (target >= 2x). Charts: ``networks-throughput.png``
@@ -394,7 +394,7 @@ def report(args, pairs, limits, ours, peer) -> dict:
             print(f"| {network} | {framework} | {clients} | " + " | ".join(cells) + " |")
 
     ratios = {}
-    print(f"\n== the issue's ratios (targets: >= 90% of in process at {most} clients; <= 1 ms over in process at "
+    print(f"\n== the target ratios (targets: >= 90% of in process at {most} clients; <= 1 ms over in process at "
           f"{fewest} client; >= 2x TorchServe)")
     head = ["network", "framework", "mode", f"{most} clients: server / in process at its batch",
             f"{fewest} client: p50 - in-process batch-1 call (ms)", f"ours / torchserve at {fewest}",

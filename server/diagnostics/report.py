@@ -18,7 +18,7 @@ from handlers.lifetime import die_with_parent
 from server.diagnostics.cpu import cpu_features
 from server.diagnostics.onednn import fpmath_attribute, judge, kernel, parse_verbose, split_by_operation
 from server.diagnostics.probes import OPS, PROBED
-from server.shared.environment import fpmath_mode
+from server.shared.environment import fpmath_mode, on_project_path
 from server.shared.paths import PROJECT_ROOT
 
 Info = dict[str, Any]
@@ -30,7 +30,7 @@ def run_probe(name: str, env: dict[str, str], threads: int, timeout: float = PRO
     """Probe one framework in a child process and judge each operation from its verbose lines."""
     child_env = {**env, "ONEDNN_VERBOSE": "1", "DNNL_VERBOSE": "1"}
     child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    on_project_path(child_env)
     with tempfile.TemporaryDirectory(prefix="accel-") as tmp:
         result = Path(tmp) / "result.json"
         try:

@@ -34,6 +34,13 @@ def worker_environment(intra_op_threads: int, fpmath_mode: str | None, environ: 
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow C++ INFO/WARNING start-up banners; errors still log
     if fpmath_mode is not None:
         env.update(dict.fromkeys(FPMATH_VARIABLES, fpmath_mode))
-    # compat/: the AWS containers' script modules (sagemaker_containers, sagemaker_xgboost_container) for user code.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), str(PROJECT_ROOT / "compat"), env.get("PYTHONPATH")]))
+    return on_project_path(env)
+
+
+def on_project_path(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the project, and ``compat/`` (the AWS containers' script modules that user
+    code imports), first on the child's PYTHONPATH: a child finds this checkout from anywhere."""
+    ours = [str(PROJECT_ROOT), str(PROJECT_ROOT / "compat")]
+    theirs = [part for part in env.get("PYTHONPATH", "").split(os.pathsep) if part and part not in ours]
+    env["PYTHONPATH"] = os.pathsep.join(ours + theirs)
     return env

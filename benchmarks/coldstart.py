@@ -15,7 +15,10 @@ implementations, e.g. ``--env MODEL_SERVER_WARM_FRAMEWORKS=none`` against the de
    the framework). p50 and max over the servers. Target: p50 <= 100 ms.
 2. **restarted worker back serving** (scikit-learn, XGBoost, ONNX): in one server with the model
    loaded and answering, SIGKILL the framework's worker and time until an invocation of the
-   model answers 200 again (invocations polled every 10 ms, each waiting for its answer).
+   model answers 200 again (invocations polled every 10 ms, each waiting for its answer). Each
+   kill waits for the framework's standby and for the worker to outlive the supervisor's
+   quick-death window, as a worker dies in service (sooner is a crash loop, restarted after a
+   backoff).
    ``--restarts`` kills per framework, p50 and max. Target: <= 1 s.
 3. **idle memory per framework worker**: RSS and PSS of each worker with its one model loaded
    and idle (after part 2's server settled), and of the front.
@@ -50,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import charts  # noqa: E402
 from harness.server import ServerProcess  # noqa: E402
+from server.front.supervisor.pool import QUICK_DEATH_SECONDS  # noqa: E402
 
 FRAMEWORKS = ("sklearn", "xgboost", "pytorch", "onnx", "tensorflow", "prophet")
 RESTARTED = ("sklearn", "xgboost", "onnx")
@@ -170,9 +174,14 @@ def restarts_and_memory(args, models: dict[str, Path], env: dict, work: Path) ->
         for framework, process in sorted(workers(server).items()):
             info = process.memory_full_info()
             memory[framework] = {"rss_mb": info.rss / MB, "pss_mb": info.pss / MB, "uss_mb": info.uss / MB}
+        settled = time.perf_counter()
         for framework in [f for f in RESTARTED if f in models]:
             back[framework] = []
             for _ in range(args.restarts):
+                # As a worker dies in service: its standby up, and it lived past the supervisor's
+                # quick-death window (a death sooner is a crash loop, restarted after a backoff).
+                wait_warm(server, {framework}, env)
+                time.sleep(max(0.0, QUICK_DEATH_SECONDS + 0.5 - (time.perf_counter() - settled)))
                 victim = workers(server)[framework]
                 victim.send_signal(signal.SIGKILL)
                 killed = time.perf_counter()
@@ -182,7 +191,7 @@ def restarts_and_memory(args, models: dict[str, Path], env: dict, work: Path) ->
                         raise RuntimeError(f"{framework}: not back within 60 s:\n{server.log()[-2000:]}")
                     time.sleep(0.01)
                 back[framework].append(time.perf_counter() - killed)
-                time.sleep(1)  # a restart right after another one meets the supervisor's backoff
+                settled = time.perf_counter()
             print(f"[{time.strftime('%H:%M:%S')}] {framework} back after SIGKILL: "
                   + ", ".join(f"{ms(v):.0f} ms" for v in back[framework]), flush=True)
     finally:

@@ -109,18 +109,6 @@ def invoke(client: httpx.Client, framework: str, name: str) -> int:
         return 0
 
 
-def workers(server: ServerProcess) -> dict[str, psutil.Process]:
-    """framework -> its worker process (``python -m server.worker <config JSON> ...``)."""
-    found = {}
-    for process in server.descendants():
-        try:
-            command = process.cmdline()
-        except psutil.NoSuchProcess:
-            continue
-        if "server.worker" in command:
-            config = json.loads(command[command.index("server.worker") + 1])
-            found[config["framework"]] = process
-    return found
 
 
 def wait_warm(server: ServerProcess, frameworks: set[str], env: dict, timeout: float = 120) -> float | None:
@@ -171,8 +159,8 @@ def restarts_and_memory(args, models: dict[str, Path], env: dict, work: Path) ->
         time.sleep(2)  # idle: let the workers settle after their loads and first answers
         front = psutil.Process(server.pid).memory_full_info()
         memory["front"] = {"rss_mb": front.rss / MB, "pss_mb": front.pss / MB}
-        for framework, process in sorted(workers(server).items()):
-            info = process.memory_full_info()
+        for framework in sorted(models):  # the worker holding the model, not its framework's standby
+            info = psutil.Process(server.client.get(f"/models/{framework}").json()["workerPid"]).memory_full_info()
             memory[framework] = {"rss_mb": info.rss / MB, "pss_mb": info.pss / MB, "uss_mb": info.uss / MB}
         settled = time.perf_counter()
         for framework in [f for f in RESTARTED if f in models]:
@@ -182,7 +170,7 @@ def restarts_and_memory(args, models: dict[str, Path], env: dict, work: Path) ->
                 # quick-death window (a death sooner is a crash loop, restarted after a backoff).
                 wait_warm(server, {framework}, env)
                 time.sleep(max(0.0, QUICK_DEATH_SECONDS + 0.5 - (time.perf_counter() - settled)))
-                victim = workers(server)[framework]
+                victim = psutil.Process(server.client.get(f"/models/{framework}").json()["workerPid"])  # not its standby
                 victim.send_signal(signal.SIGKILL)
                 killed = time.perf_counter()
                 deadline = killed + 60

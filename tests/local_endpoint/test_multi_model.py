@@ -55,7 +55,9 @@ def archives(tmp_path_factory):
 def memory_limit_mb(archives, tmp_path_factory):
     """What one instance's limit must be to hold about HELD models: measured on a real server."""
     root, _ = archives
-    server = Server({"SAGEMAKER_MULTI_MODEL": "true", "MODEL_SERVER_MODELS_ROOT": root},
+    # No standby workers, here or on the instances: the limit is sized for models, and a standby
+    # (which gives way before a 507 and comes back when it fits) would make what fits vary.
+    server = Server({"SAGEMAKER_MULTI_MODEL": "true", "MODEL_SERVER_MODELS_ROOT": root, "MODEL_SERVER_WARM_FRAMEWORKS": "none"},
                     tmp_path_factory.mktemp("calibrate") / "server.log")
     try:
         server.load("one", root / "customer-000" / "model")
@@ -79,7 +81,7 @@ def mme(local, archives, memory_limit_mb):
     deploy(local.boto("sagemaker"), "customers", {
         "Image": "local", "Mode": "MultiModel", "ModelDataUrl": f"s3://{BUCKET}/models/",
         "Environment": {"MODEL_SERVER_MEMORY_LIMIT_MB": str(memory_limit_mb),
-                        "MODEL_SERVER_MEMORY_HEADROOM_MB": str(HEADROOM_MB)},
+                        "MODEL_SERVER_MEMORY_HEADROOM_MB": str(HEADROOM_MB), "MODEL_SERVER_WARM_FRAMEWORKS": "none"},
     }, variants=[{"VariantName": "AllTraffic", "ModelName": "customers", "InitialInstanceCount": 2,
                   "InstanceType": "ml.m5.large"}], timeout=120)
     return "customers"

@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import charts  # noqa: E402
+from benchmarks.options import parse_env  # noqa: E402
 from harness.server import ServerProcess  # noqa: E402
 from server.front.supervisor.pool import QUICK_DEATH_SECONDS  # noqa: E402
 
@@ -69,14 +70,6 @@ EXAMPLES = {
 }
 
 
-def parse_env(items: list[str]) -> dict:
-    env = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--env: {item!r} is not VAR=VALUE")
-        env[name] = value
-    return env
 
 
 def build(root: Path, frameworks: list[str]) -> dict[str, Path]:

@@ -56,6 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import charts, peer_venvs, wrk  # noqa: E402
+from benchmarks.options import parse_env  # noqa: E402
 from benchmarks.peer_models import Model  # noqa: E402
 from benchmarks.peer_servers import TORCHSERVE_NPY_HANDLER, TorchServe  # noqa: E402
 from harness.server import ServerProcess  # noqa: E402
@@ -74,14 +75,6 @@ def npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def parse_env(items: list[str]) -> dict:
-    env = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--env: {item!r} is not VAR=VALUE")
-        env[name] = value
-    return env
 
 
 # ---------------------------------------------------------------------------------- in process

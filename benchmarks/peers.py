@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import peer_venvs, wrk  # noqa: E402
+from benchmarks.options import parse_env  # noqa: E402
 from benchmarks.peer_models import build  # noqa: E402
 from benchmarks.peer_servers import MMS, Floor, MLServer, Ours, TorchServe  # noqa: E402
 from harness.server import tree_memory  # noqa: E402
@@ -66,14 +67,6 @@ def cases(clients: list[int]) -> list[tuple[str, int]]:
     return table + [("torch", 1), ("torch", max(clients))]
 
 
-def parse_env(items: list[str]) -> dict:
-    env = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--env/--variant: {item!r} is not VAR=VALUE")
-        env[name] = value
-    return env
 
 
 def make_servers(args, work: Path, models_root: Path) -> list:
@@ -86,7 +79,7 @@ def make_servers(args, work: Path, models_root: Path) -> list:
         servers.append(Ours(work / "ours", 0, models_root, parse_env(args.env)))
         for variant in args.variant:
             name, _, assignments = variant.partition(":")
-            env = {**parse_env(args.env), **parse_env([a for a in assignments.split(",") if a])}
+            env = {**parse_env(args.env), **parse_env([a for a in assignments.split(",") if a], "--variant")}
             servers.append(Ours(work / f"ours-{name}", 0, models_root, env, label=f"ours[{name}]"))
     peers = {"mms": MMS, "mlserver": MLServer, "torchserve": TorchServe}
     for name in ("mms", "mlserver", "torchserve"):

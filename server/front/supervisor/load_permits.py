@@ -2,9 +2,9 @@
 
 A worker runs each load on a thread of its own; the front lets ``MODEL_SERVER_LOAD_THREADS`` of
 them start at once, so that loads arriving together do not all peak in CPU and memory at the
-same time. A load still running after ``HOLD_SECONDS`` gives its slot to the next one: the slots
+same time. A load still running after ``HOLD_SECONDS`` gives its permit to the next one: the permits
 bound how many loads begin together, not how long a slow load (a ``model_fn`` that never
-returns, say) holds the others back. Without this, two such loads held both slots, and every
+returns, say) holds the others back. Without this, two such loads held both permits, and every
 other LoadModel of the framework waited out the whole load timeout.
 """
 
@@ -22,7 +22,7 @@ class LoadPermits:
 
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
-        """One slot, for the load inside the block or ``hold_seconds``, whichever ends first."""
+        """One permit, for the load inside the block or ``hold_seconds``, whichever ends first."""
         await self.semaphore.acquire()
         held = True
 

@@ -237,17 +237,22 @@ class Standbys:
         Whether any was dropped."""
         dropped = [w for f, w in self.workers.items() if f != keep]
         for worker in dropped:
-            self._retire(worker, "to make room for a load")
-        # Killed, not asked: a standby holds nothing, and its memory is free once it has exited.
+            self._forsake(worker, "to make room for a load")
+        # Killed, not asked, and awaited: a standby holds nothing, and its memory is free once it has exited.
         await asyncio.gather(*(w.kill() for w in dropped), return_exceptions=True)
         return bool(dropped)
 
-    def _retire(self, worker: WorkerProcess, why: str) -> None:
-        """Take ``worker`` out of the standbys and end it (one still importing is killed; one
-        starting its process is stopped by ``_spawn`` once it has)."""
+    def _forsake(self, worker: WorkerProcess, why: str) -> None:
+        """Take ``worker`` out of the standbys (one still starting its process is stopped by
+        ``_spawn`` once it has); the caller ends it."""
         del self.workers[worker.framework]
         metrics.standby_workers.labels(worker.framework).set(0)
         log.info("stopping the %s standby (pid %s) %s", worker.framework, worker.pid, why)
+
+    def _retire(self, worker: WorkerProcess, why: str) -> None:
+        """Take ``worker`` out of the standbys and end it in the background (one still importing
+        is killed, a ready one stopped)."""
+        self._forsake(worker, why)
         if worker.process is not None:
             self.background.start(worker.kill() if worker.framework in self.starting else worker.stop(), f"retire-{worker.name}")
 
